@@ -1,0 +1,5 @@
+import sys
+
+from closelint.cli import main
+
+sys.exit(main())

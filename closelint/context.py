@@ -1,0 +1,124 @@
+"""What a rule's check(ctx) receives: one analysis unit, its rule's data, and a way to make findings.
+
+Units: a Go package folder (every .go file of the folder is read so that methods and helpers in
+sibling files are visible; findings are kept only for the files asked for), a folder of Rust files,
+or all the Cargo manifests and lock files of the scan.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from closelint.findings import Finding
+from closelint.rulebook import Rule
+from closelint.source import SourceFile
+
+_GO_DIRECTIVE = re.compile(rb"(?m)^go[ \t]+(\d+)\.(\d+)")
+
+
+@lru_cache(maxsize=256)
+def go_mod_for(folder: Path) -> Path | None:
+    """The nearest go.mod at or above folder."""
+    for d in (folder, *folder.parents):
+        candidate = d / "go.mod"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@lru_cache(maxsize=256)
+def go_version_of(go_mod: Path | None) -> tuple[int, int] | None:
+    if go_mod is None:
+        return None
+    try:
+        m = _GO_DIRECTIVE.search(go_mod.read_bytes())
+    except OSError:
+        return None
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+class UnitContext:
+    """Shared by every rule that runs on one unit: files, and facts computed once (the package index)."""
+
+    def __init__(self, kind: str, folder: Path, files: list[SourceFile]):
+        self.kind = kind  # "go" | "rust" | "cargo"
+        self.folder = folder
+        self.files = files
+        self._package = None
+        self._extra: dict[Path, SourceFile | None] = {}
+        self.shared: dict = {}  # facts computed once per unit, keyed by whoever computes them
+
+    @property
+    def targets(self) -> list[SourceFile]:
+        return [f for f in self.files if f.is_target]
+
+    @property
+    def package(self):
+        """The Go package index (functions, methods by receiver, struct fields, imports)."""
+        if self._package is None:
+            from closelint.golang.package import GoPackage
+
+            self._package = GoPackage([f for f in self.files if f.lang == "go"])
+        return self._package
+
+    def read(self, path: Path) -> SourceFile | None:
+        """A file outside the unit, read for context only (a workspace's root Cargo.toml, Cargo.lock)."""
+        path = Path(path)
+        for f in self.files:
+            if f.path == path:
+                return f
+        if path not in self._extra:
+            try:
+                self._extra[path] = SourceFile(path, path.read_bytes(), is_target=False)
+            except OSError:
+                self._extra[path] = None
+        return self._extra[path]
+
+
+class RuleContext:
+    """One rule's view of a unit."""
+
+    def __init__(self, unit: UnitContext, rule: Rule, options: dict, catalogs: dict):
+        self.unit = unit
+        self.rule = rule
+        self.options = options
+        self.catalogs = catalogs
+
+    # The unit's facts, for convenience
+    @property
+    def files(self):
+        return self.unit.files
+
+    @property
+    def targets(self):
+        return self.unit.targets
+
+    @property
+    def package(self):
+        return self.unit.package
+
+    @property
+    def shared(self):
+        return self.unit.shared
+
+    def read(self, path):
+        return self.unit.read(path)
+
+    def go_version(self, file: SourceFile) -> tuple[int, int] | None:
+        """The `go` directive of the nearest go.mod above file, e.g. (1, 22); None without one."""
+        return go_version_of(go_mod_for(file.path.parent))
+
+    def finding(self, file: SourceFile, node, message: str, *, level: str | None = None,
+                related=(), function: str = "", start=None, end=None) -> Finding:
+        """A finding at node (or explicit start/end points) in file.
+
+        related: (file, node, message) triples for second places to show (a leaking return, the
+        blocking call a goroutine waits in, the Cargo.lock entries of a chain).
+        """
+        loc = file.location(node, start=start, end=end)
+        rel = tuple(f.location(n, message=m) for f, n, m in related)
+        snippet = file.snippet(node) if node is not None else file.line_text(loc.line).strip()
+        return Finding(self.rule.code, self.rule.name, level or self.rule.level, message, loc,
+                       function=function, snippet=snippet, related=rel)

@@ -1,0 +1,169 @@
+"""Which files a scan reads.
+
+Folders are walked without following symlinked folders (so symlink loops cannot loop), honouring
+nested .gitignore files and the config's exclude patterns (gitignore syntax, relative to the config's
+folder). Only regular files are taken: a FIFO named x.go must not hang the scan. A file named on the
+command line is scanned unless --force-exclude is given and it is excluded, the way ruff does it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from closelint.findings import Notification
+
+SOURCE_SUFFIXES = (".go", ".rs")
+MANIFEST_NAMES = ("Cargo.toml", "Cargo.lock", "go.mod")
+
+
+def is_candidate(name: str) -> bool:
+    return name.endswith(SOURCE_SUFFIXES) or name in MANIFEST_NAMES
+
+
+class PathError(Exception):
+    """A path named on the command line does not exist: a usage error."""
+
+
+@dataclass
+class Discovery:
+    files: list[Path] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+
+
+class _Excluder:
+    def __init__(self, root: Path, patterns: list[str]):
+        import pathspec
+
+        self.root = root
+        self.spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+        self._gitignores: dict[Path, object] = {}
+
+    def _rel(self, path: Path, base: Path) -> str | None:
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            return None
+
+    def config_excludes(self, path: Path, is_dir: bool) -> bool:
+        rel = self._rel(path, self.root)
+        if rel is None:
+            # Outside the config's folder: patterns still apply to the name's own path parts.
+            rel = path.name
+        return self.spec.match_file(rel + "/" if is_dir else rel)
+
+    def gitignore(self, folder: Path):
+        if folder not in self._gitignores:
+            spec = None
+            gi = folder / ".gitignore"
+            try:
+                if gi.is_file():
+                    import pathspec
+
+                    spec = pathspec.GitIgnoreSpec.from_lines(
+                        gi.read_text(encoding="utf-8", errors="replace").splitlines())
+            except OSError:
+                spec = None
+            self._gitignores[folder] = spec
+        return self._gitignores[folder]
+
+    def git_ignored(self, path: Path, is_dir: bool, top: Path) -> bool:
+        """Nested .gitignore files from path's folder up to top; the deepest decisive one wins."""
+        folder = path.parent
+        while True:
+            spec = self.gitignore(folder)
+            if spec is not None:
+                rel = self._rel(path, folder)
+                if rel is not None:
+                    result = spec.check_file(rel + "/" if is_dir else rel).include
+                    if result is not None:
+                        return result
+            if folder == top or folder.parent == folder:
+                return False
+            folder = folder.parent
+
+
+def _git_top(start: Path) -> Path:
+    """The enclosing git work tree (found by looking for .git, never by running git), else start."""
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
+def discover(paths: list[str], exclude: list[str], root: Path, *, force_exclude: bool = False) -> Discovery:
+    out = Discovery()
+    excluder = _Excluder(root, exclude)
+    seen: set[Path] = set()
+
+    def add(p: Path):
+        if p not in seen:
+            seen.add(p)
+            out.files.append(p)
+
+    for raw in paths:
+        p = Path(raw)
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            if p.is_symlink():
+                out.notifications.append(Notification(raw, "broken symlink, skipped"))
+                continue
+            raise PathError(f"no such file or directory: {raw}") from None
+        except OSError as exc:
+            out.notifications.append(Notification(raw, f"cannot read: {exc.strerror or exc}, skipped"))
+            continue
+        p = Path(os.path.abspath(p))
+        if stat.S_ISDIR(st.st_mode):
+            _walk(p, excluder, add, out)
+        elif not stat.S_ISREG(st.st_mode):
+            out.notifications.append(Notification(str(p), "not a regular file, skipped"))
+        elif is_candidate(p.name):
+            if force_exclude and (excluder.config_excludes(p, False)
+                                  or any(excluder.config_excludes(a, True) for a in p.parents)
+                                  or excluder.git_ignored(p, False, _git_top(p.parent))):
+                continue
+            add(p)
+    out.files.sort()
+    return out
+
+
+def _walk(top: Path, excluder: _Excluder, add, out: Discovery):
+    git_top = _git_top(top)
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            out.notifications.append(Notification(str(folder), f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        subdirs = []
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name == ".git":
+                        continue
+                    if excluder.config_excludes(path, True) or excluder.git_ignored(path, True, git_top):
+                        continue
+                    subdirs.append(path)
+                    continue
+                if not is_candidate(entry.name):
+                    continue
+                # Follows a symlinked file; a loop or a dangling link raises or answers False.
+                if not entry.is_file():
+                    why = "broken or looping symlink" if entry.is_symlink() else "not a regular file"
+                    out.notifications.append(Notification(str(path), f"{why}, skipped"))
+                    continue
+                if not stat.S_ISREG(entry.stat().st_mode):
+                    continue
+            except OSError as exc:
+                out.notifications.append(Notification(str(path), f"cannot read: {exc.strerror or exc}, skipped"))
+                continue
+            if excluder.config_excludes(path, False) or excluder.git_ignored(path, False, git_top):
+                continue
+            add(path)
+        stack.extend(reversed(subdirs))

@@ -1,0 +1,312 @@
+"""One scan: discover -> group into units -> analyse each unit (in a process pool) -> filter -> sort.
+
+A unit is analysed by run_unit in a worker: it reads its files once, lets every enabled rule look at
+the same lazily parsed trees, applies inline suppressions, and sends back plain values. Results are
+cached by content, so a re-scan of unchanged code reads files and hashes them, nothing more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import re
+import stat
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from closelint import __version__, suppress
+from closelint.config import Config
+from closelint.context import RuleContext, UnitContext, go_mod_for
+from closelint.discover import discover
+from closelint.findings import Finding, Notification, UnitResult
+from closelint.rulebook import load_rules, rulebook_dir
+from closelint.source import SourceFile
+
+_GENERATED = re.compile(rb"(?m)^// Code generated .* DO NOT EDIT\.\r?$")
+_BINARY_PROBE = 8192
+
+
+@dataclass(frozen=True)
+class Unit:
+    kind: str  # "go" | "rust" | "cargo"
+    folder: str
+    targets: tuple[str, ...]
+    context: tuple[str, ...] = ()  # read for context only: a Go package's other files
+
+    def size_hint(self) -> int:
+        return len(self.targets) + len(self.context)
+
+
+@dataclass
+class Settings:
+    """What a worker needs to analyse a unit: plain, picklable values."""
+
+    codes: tuple[str, ...]
+    options: dict
+    catalogs: dict
+    cache_dir: str | None
+    digest: str  # closelint's code, rulebook and config: part of every cache key
+
+
+@dataclass
+class ScanResult:
+    findings: list[Finding] = field(default_factory=list)
+    suppressed: list[Finding] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+    files: int = 0
+    internal_error: bool = False
+
+
+def _code_digest(cfg: Config) -> str:
+    """Version, rulebook, the engine's own files (so a developer's edit is never served stale), config."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(__version__.encode())
+    pkg = Path(__file__).resolve().parent
+    for path in sorted([*pkg.rglob("*.py"), *rulebook_dir().glob("*.toml")]):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        h.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    h.update(cfg.digest_material().encode())
+    return h.hexdigest()
+
+
+def make_units(files: list[Path]) -> list[Unit]:
+    go: dict[Path, list[str]] = {}
+    rust: dict[Path, list[str]] = {}
+    cargo: list[str] = []
+    for f in files:
+        if f.suffix == ".go":
+            go.setdefault(f.parent, []).append(str(f))
+        elif f.suffix == ".rs":
+            rust.setdefault(f.parent, []).append(str(f))
+        elif f.name in ("Cargo.toml", "Cargo.lock"):
+            cargo.append(str(f))
+        # go.mod is read for context (the Go version), never a target
+    units = []
+    for folder, targets in go.items():
+        units.append(Unit("go", str(folder), tuple(targets), tuple(_go_siblings(folder, set(targets)))))
+    for folder, targets in rust.items():
+        units.append(Unit("rust", str(folder), tuple(targets)))
+    if cargo:
+        units.append(Unit("cargo", os.path.commonpath(cargo), tuple(cargo)))
+    return units
+
+
+def _go_siblings(folder: Path, targets: set[str]) -> list[str]:
+    out = []
+    try:
+        for entry in os.scandir(folder):
+            if entry.name.endswith(".go") and entry.path not in targets:
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        out.append(entry.path)
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    return sorted(out)
+
+
+# ---------------------------------------------------------------------------------------- worker
+
+_SETTINGS: Settings | None = None
+
+
+def _init_worker(settings: Settings) -> None:
+    global _SETTINGS
+    _SETTINGS = settings
+
+
+def _read(path: str) -> bytes:
+    """Read a regular file; O_NONBLOCK so that a file turned into a FIFO since discovery cannot hang us."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _load_sources(unit: Unit, notes: list[Notification]) -> tuple[list[SourceFile], bytes]:
+    """The unit's files, and the hash material of everything they hold (for the cache key)."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(unit.kind.encode())
+    sources = []
+    for path, is_target in [*((p, True) for p in unit.targets), *((p, False) for p in unit.context)]:
+        try:
+            data = _read(path)
+        except OSError as exc:
+            if is_target:
+                notes.append(Notification(path, f"cannot read: {exc.strerror or exc}, skipped"))
+            continue
+        h.update(f"{path}\0{int(is_target)}\0{len(data)}\0".encode())
+        h.update(data)
+        if b"\0" in data[:_BINARY_PROBE]:
+            if is_target:
+                notes.append(Notification(path, "binary file, skipped"))
+            continue
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if is_target:
+                notes.append(Notification(
+                    path, f"not valid UTF-8 (byte {exc.start}); analysed what decoded"))
+        src = SourceFile(Path(path), data, is_target=is_target, notes=notes)
+        if is_target and src.lang == "go" and _is_generated(data):
+            src.is_target = False  # generated code is context, never reported
+        sources.append(src)
+    if unit.kind == "go" and sources:
+        go_mod = go_mod_for(Path(unit.folder))
+        if go_mod is not None:
+            try:
+                h.update(go_mod.read_bytes())
+            except OSError:
+                pass
+    return sources, h.digest()
+
+
+def _is_generated(data: bytes) -> bool:
+    head = data[: data.find(b"\npackage ") + 1 or 4096]
+    return _GENERATED.search(head) is not None
+
+
+def _rules_for(kind: str, codes) -> list:
+    rules = load_rules()
+    return [rules[c] for c in codes if kind in rules[c].languages]
+
+
+def run_unit(unit: Unit) -> UnitResult:
+    settings = _SETTINGS
+    result = UnitResult()
+    rules = _rules_for(unit.kind, settings.codes)
+    if not rules:
+        return result
+    sources, material = _load_sources(unit, result.notifications)
+    cache = None
+    key = ""
+    if settings.cache_dir and unit.kind != "cargo":  # cargo rules read files outside the unit
+        from closelint.cache import Cache
+
+        cache = Cache(Path(settings.cache_dir))
+        key = hashlib.blake2b(material + settings.digest.encode(), digest_size=20).hexdigest()
+        hit = cache.get(key)
+        if hit is not None:
+            result.findings = [Finding.from_plain(f) for f in hit["findings"]]
+            result.notifications = [Notification(**n) for n in hit["notifications"]]
+            return result
+    targets = {str(s.path): s for s in sources if s.is_target}
+    if targets:
+        _analyse(unit, sources, targets, rules, settings, result)
+    if cache is not None:
+        cache.put(key, {"findings": [f.to_plain() for f in result.findings],
+                        "notifications": [n.to_plain() for n in result.notifications]})
+    return result
+
+
+def _analyse(unit, sources, targets, rules, settings, result):
+    uctx = UnitContext(unit.kind, Path(unit.folder), sources)
+    covered: dict[str, dict] = {}
+    for rule in rules:
+        module = importlib.import_module(rule.module)
+        tokens = getattr(module, "TOKENS", None)
+        if tokens and not any(t in s.data for s in targets.values() for t in tokens):
+            continue  # byte-level prefilter: nothing in these files can match
+        ctx = RuleContext(uctx, rule, settings.options.get(rule.code, {}), settings.catalogs.get(rule.code, {}))
+        try:
+            found = list(module.check(ctx))
+        except Exception as exc:  # noqa: BLE001 - a rule's bug must not end the scan
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            result.notifications.append(Notification(
+                unit.folder, f"internal error in {rule.code} ({type(exc).__name__}: {exc} at "
+                             f"{Path(where.filename).name}:{where.lineno}); please report it", "error"))
+            continue
+        for f in found:
+            src = targets.get(f.location.path)
+            if src is None:
+                continue
+            if f.location.path not in covered:
+                covered[f.location.path] = suppress.parse(src.lines)
+            reason = suppress.suppression_for(covered[f.location.path], f.location.line, f.code)
+            result.findings.append(f if reason is None else f.with_(suppressed=reason))
+
+
+# ------------------------------------------------------------------------------------------ main
+
+def scan(paths: list[str], cfg: Config, *, jobs: int | None = None, use_cache: bool = True,
+         force_exclude: bool = False, cache_dir: Path | None = None) -> ScanResult:
+    out = ScanResult()
+    found = discover(paths, cfg.exclude, cfg.root, force_exclude=force_exclude)
+    out.notifications += found.notifications
+    out.files = len(found.files)
+    units = make_units(found.files)
+    if use_cache:
+        from closelint.cache import Cache, default_dir
+
+        cache_dir = cache_dir or default_dir()
+        Cache(cache_dir).prune()
+    settings = Settings(tuple(sorted(cfg.select)), cfg.options, cfg.catalogs,
+                        str(cache_dir) if use_cache else None, _code_digest(cfg))
+    jobs = jobs or os.cpu_count() or 1
+    per_file_ignores = _compile_per_file_ignores(cfg)
+    for res in _run_all(units, settings, jobs):
+        out.notifications += res.notifications
+        for f in res.findings:
+            f = _configured(f, cfg, per_file_ignores)
+            if f is None:
+                continue
+            (out.suppressed if f.suppressed is not None else out.findings).append(f)
+    out.findings.sort(key=Finding.sort_key)
+    out.suppressed.sort(key=Finding.sort_key)
+    out.notifications = sorted(set(out.notifications), key=lambda n: (n.path, n.line, n.message))
+    out.internal_error = any(n.level == "error" for n in out.notifications)
+    return out
+
+
+def _run_all(units: list[Unit], settings: Settings, jobs: int):
+    if jobs <= 1 or len(units) < 4:
+        _init_worker(settings)
+        return [run_unit(u) for u in units]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    units = sorted(units, key=Unit.size_hint, reverse=True)  # big packages first: better balance
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=ctx,
+                             initializer=_init_worker, initargs=(settings,)) as pool:
+        return list(pool.map(run_unit, units, chunksize=max(1, len(units) // (jobs * 16))))
+
+
+def _compile_per_file_ignores(cfg: Config) -> list:
+    if not cfg.per_file_ignores:
+        return []
+    import pathspec
+
+    return [(pathspec.GitIgnoreSpec.from_lines([glob]), codes) for glob, codes in cfg.per_file_ignores]
+
+
+def _configured(f: Finding, cfg: Config, per_file_ignores: list) -> Finding | None:
+    """Apply per-file-ignores and per-rule level overrides."""
+    if per_file_ignores:
+        rel = _relative(f.location.path, cfg.root)
+        if any(f.code in codes and spec.match_file(rel) for spec, codes in per_file_ignores):
+            return None
+    level = cfg.levels.get(f.code)
+    return f.with_(level=level) if level and level != f.level else f
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).name

@@ -1,0 +1,257 @@
+"""The Go package index, built once per package folder and shared by every Go rule.
+
+Methods and helpers live in sibling files, so a rule that looks into `go r.loop(peer)` or into a
+helper that closes its parameter needs the whole folder: its imports (with aliases), functions,
+methods by receiver type, struct fields and package-level variables. Types are kept as source text
+with the package qualifier replaced by the full import path (`*database/sql.DB`), so a catalog entry
+written with import paths matches whatever alias a file uses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from closelint import parsing
+from closelint.source import SourceFile
+from closelint.treeutil import text
+
+_VERSION_ELEM = re.compile(r"^v\d+$")
+_DECLS = """
+(function_declaration name: (identifier) @name) @func
+(method_declaration name: (field_identifier) @name) @method
+(type_spec name: (type_identifier) @name type: (_) @type) @typespec
+(import_spec) @import
+(source_file (var_declaration (var_spec) @var))
+"""
+
+
+def default_package_name(import_path: str) -> str:
+    """The name a Go import is used under when it has no alias.
+
+    Go allows a package name unrelated to its path; this follows the conventions module authors use
+    (`kafka-go` -> kafka, `nats.go` -> nats, `pgx/v5` -> pgx, `yaml.v3` -> yaml).
+    """
+    elems = [e for e in import_path.split("/") if e]
+    if not elems:
+        return ""
+    last = elems[-1]
+    if _VERSION_ELEM.match(last) and len(elems) > 1:
+        last = elems[-2]
+    last = re.sub(r"\.v\d+$", "", last)
+    last = re.sub(r"\.go$", "", last)
+    if last.startswith("go-"):
+        last = last[3:]
+    if last.endswith("-go"):
+        last = last[:-3]
+    return last.replace("-", "_").replace(".", "_")
+
+
+@dataclass
+class GoFile:
+    source: SourceFile
+    package: str = ""
+    imports: dict[str, str] = field(default_factory=dict)  # local name -> import path
+    dot_imports: list[str] = field(default_factory=list)
+
+    @property
+    def path(self):
+        return self.source.path
+
+    def import_path(self, name: str) -> str | None:
+        return self.imports.get(name)
+
+    def qualify(self, type_node_or_text) -> str:
+        """Type text with package qualifiers replaced by import paths: `*sql.DB` -> `*database/sql.DB`."""
+        t = type_node_or_text if isinstance(type_node_or_text, str) else text(type_node_or_text)
+        return re.sub(
+            r"\b([A-Za-z_]\w*)\.([A-Z]\w*)",
+            lambda m: f"{self.imports[m.group(1)]}.{m.group(2)}" if m.group(1) in self.imports else m.group(0),
+            t,
+        )
+
+
+@dataclass
+class Param:
+    name: str  # "" for unnamed, "_" for blank
+    type: str  # qualified type text
+    node: object = None
+
+
+@dataclass
+class Function:
+    """A function or method declaration of the package (function literals are nodes, not Functions)."""
+
+    name: str
+    node: object
+    file: GoFile
+    receiver: str = ""  # base receiver type name, without pointer or type arguments
+    receiver_name: str = ""
+    params: list[Param] = field(default_factory=list)
+    results: list[Param] = field(default_factory=list)
+
+    @property
+    def body(self):
+        return self.node.child_by_field_name("body")
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.receiver}.{self.name}" if self.receiver else self.name
+
+
+def params_of(parameter_list, gofile: GoFile) -> list[Param]:
+    out = []
+    if parameter_list is None:
+        return out
+    if parameter_list.type != "parameter_list":  # a single unnamed result type
+        return [Param("", gofile.qualify(parameter_list), parameter_list)]
+    for decl in parameter_list.named_children:
+        if decl.type not in ("parameter_declaration", "variadic_parameter_declaration"):
+            continue
+        type_node = decl.child_by_field_name("type")
+        type_text = gofile.qualify(type_node) if type_node is not None else ""
+        if decl.type == "variadic_parameter_declaration":
+            type_text = "..." + type_text
+        names = decl.children_by_field_name("name")
+        if not names:
+            out.append(Param("", type_text, decl))
+        for n in names:
+            out.append(Param(text(n), type_text, n))
+    return out
+
+
+def _base_type_name(type_node) -> str:
+    n = type_node
+    while n is not None and n.type in ("pointer_type", "generic_type", "parenthesized_type"):
+        n = n.child_by_field_name("type") or (n.named_children[0] if n.named_children else None)
+    return text(n) if n is not None else ""
+
+
+class GoPackage:
+    """Every .go file of one folder, indexed once."""
+
+    def __init__(self, sources: list[SourceFile]):
+        self.files: list[GoFile] = []
+        self.functions: dict[str, Function] = {}
+        self.methods: dict[tuple[str, str], Function] = {}
+        self.methods_by_name: dict[str, list[Function]] = {}
+        self.struct_fields: dict[str, dict[str, str]] = {}  # type name -> field -> qualified type
+        self.type_defs: dict[str, str] = {}  # type name -> qualified underlying type text
+        self.globals: dict[str, tuple[GoFile, object]] = {}  # name -> (file, var_spec node)
+        for src in sources:
+            self._index(src)
+
+    def _index(self, src: SourceFile):
+        gf = GoFile(src)
+        self.files.append(gf)
+        root = src.root
+        for child in root.named_children:
+            if child.type == "package_clause":
+                gf.package = text(child.named_children[0]) if child.named_children else ""
+                break
+        caps = parsing.matches("go", _DECLS, root)
+        # imports first: qualifying types needs them
+        for _, c in caps:
+            if "import" in c:
+                spec = c["import"][0]
+                path_node = spec.child_by_field_name("path")
+                ipath = text(path_node).strip('"`')
+                name_node = spec.child_by_field_name("name")
+                if name_node is None:
+                    gf.imports[default_package_name(ipath)] = ipath
+                elif name_node.type == "dot":
+                    gf.dot_imports.append(ipath)
+                elif name_node.type != "blank_identifier":
+                    gf.imports[text(name_node)] = ipath
+        for _, c in caps:
+            if "func" in c:
+                node = c["func"][0]
+                fn = Function(text(c["name"][0]), node, gf,
+                              params=params_of(node.child_by_field_name("parameters"), gf),
+                              results=params_of(node.child_by_field_name("result"), gf))
+                self.functions.setdefault(fn.name, fn)
+            elif "method" in c:
+                node = c["method"][0]
+                recv = params_of(node.child_by_field_name("receiver"), gf)
+                recv_decl = node.child_by_field_name("receiver")
+                recv_type = ""
+                if recv_decl is not None and recv_decl.named_children:
+                    t = recv_decl.named_children[0].child_by_field_name("type")
+                    recv_type = _base_type_name(t) if t is not None else ""
+                fn = Function(text(c["name"][0]), node, gf, receiver=recv_type,
+                              receiver_name=recv[0].name if recv else "",
+                              params=params_of(node.child_by_field_name("parameters"), gf),
+                              results=params_of(node.child_by_field_name("result"), gf))
+                self.methods.setdefault((recv_type, fn.name), fn)
+                self.methods_by_name.setdefault(fn.name, []).append(fn)
+            elif "typespec" in c:
+                name = text(c["name"][0])
+                tnode = c["type"][0]
+                self.type_defs.setdefault(name, gf.qualify(tnode))
+                if tnode.type == "struct_type":
+                    self.struct_fields[name] = _struct_fields(tnode, gf)
+            elif "var" in c:
+                spec = c["var"][0]
+                for n in spec.children_by_field_name("name"):
+                    self.globals.setdefault(text(n), (gf, spec))
+
+    def file_of(self, source: SourceFile) -> GoFile | None:
+        for gf in self.files:
+            if gf.source is source:
+                return gf
+        return None
+
+    def method(self, receiver: str, name: str) -> Function | None:
+        """A method by receiver type name; with an unknown receiver, by a name unique in the package."""
+        if receiver:
+            return self.methods.get((receiver.lstrip("*"), name))
+        candidates = self.methods_by_name.get(name, [])
+        return candidates[0] if len(candidates) == 1 else None
+
+    def field_type(self, struct: str, field_name: str) -> str | None:
+        return self.struct_fields.get(struct.lstrip("*"), {}).get(field_name)
+
+
+def _struct_fields(struct_node, gf: GoFile) -> dict[str, str]:
+    fields = {}
+    body = next((c for c in struct_node.named_children if c.type == "field_declaration_list"), None)
+    if body is None:
+        return fields
+    for decl in body.named_children:
+        if decl.type != "field_declaration":
+            continue
+        type_node = decl.child_by_field_name("type")
+        if type_node is None:
+            continue
+        qualified = gf.qualify(type_node)
+        names = decl.children_by_field_name("name")
+        if names:
+            for n in names:
+                fields[text(n)] = qualified
+        else:  # embedded field: named after its type
+            fields[_base_type_name(type_node).split(".")[-1]] = qualified
+    return fields
+
+
+# Parameter types by which a function is recognised as a request handler, per framework.
+HANDLER_PARAM_TYPES = {
+    "net/http.ResponseWriter": "net/http",
+    "*net/http.Request": "net/http",
+    "*github.com/gin-gonic/gin.Context": "gin",
+    "github.com/labstack/echo/v4.Context": "echo",
+    "github.com/labstack/echo.Context": "echo",
+    "*github.com/gofiber/fiber/v2.Ctx": "fiber",
+    "github.com/gofiber/fiber/v3.Ctx": "fiber",
+}
+
+
+def handler_framework(params: list[Param], name: str = "") -> str | None:
+    """'net/http', 'gin', 'echo' or 'fiber' when params have a request handler's shape."""
+    types = {p.type for p in params}
+    if "net/http.ResponseWriter" in types and "*net/http.Request" in types:
+        return "net/http"
+    for t in types:
+        fw = HANDLER_PARAM_TYPES.get(t)
+        if fw and fw != "net/http":
+            return fw
+    return None
