@@ -1,0 +1,280 @@
+"""Per-function facts of a Go package, computed once per unit and shared by every Go rule.
+
+    scopes = facts.scopes(ctx)           # every function body: declarations and function literals
+    scope = facts.enclosing(ctx, node)   # the innermost function body around a node
+    facts.loops_between(node, scope)     # for statements between node and its function body
+    facts.is_terminator(gofile, call)    # panic, os.Exit, log.Fatal*, t.Fatal*, FailNow, Goexit...
+    facts.local_types(ctx, scope)        # variable -> qualified type text, from what the syntax shows
+    facts.receiver_type(ctx, scope, expr)  # the type of `x`, `s.db`, `http.DefaultClient` where knowable
+
+Everything is syntactic: no type checker, so where a type cannot be known the answer is None and a
+rule must not guess (precision first).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from closelint.golang.package import Function, GoFile, Param, handler_framework, params_of
+from closelint.treeutil import text, walk
+
+FUNC_NODES = ("function_declaration", "method_declaration", "func_literal")
+LOOP_NODES = ("for_statement",)
+
+# Calls after which a path does not continue (no leak is reported on it).
+_TERMINATOR_FUNCS = {
+    ("", "panic"),
+    ("os", "Exit"),
+    ("runtime", "Goexit"),
+    ("log", "Fatal"), ("log", "Fatalf"), ("log", "Fatalln"),
+    ("log", "Panic"), ("log", "Panicf"), ("log", "Panicln"),
+}
+# Methods that end a path whatever the receiver: testing's t.Fatal family, loggers' Fatal family.
+_TERMINATOR_METHODS = re.compile(r"^(Fatal|Fatalf|Fatalln|Panic|Panicf|Panicln|FailNow|SkipNow|Skip|Skipf|Exit)$")
+
+# Values whose type the standard library fixes.
+KNOWN_GLOBALS = {
+    "net/http.DefaultClient": "*net/http.Client",
+    "net/http.DefaultTransport": "net/http.RoundTripper",
+    "os.Stdin": "*os.File", "os.Stdout": "*os.File", "os.Stderr": "*os.File",
+}
+
+
+@dataclass
+class Scope:
+    """One function body: a declaration (function set) or a function literal."""
+
+    node: object
+    file: GoFile
+    name: str
+    params: list[Param]
+    results: list[Param]
+    function: Function | None = None  # for declarations
+    parent: "Scope | None" = None  # for literals: the scope they appear in
+    framework: str | None = None  # 'net/http', 'gin', 'echo', 'fiber' when shaped like a handler
+    _types: dict | None = field(default=None, repr=False)
+
+    @property
+    def body(self):
+        return self.node.child_by_field_name("body")
+
+    @property
+    def is_literal(self) -> bool:
+        return self.node.type == "func_literal"
+
+    @property
+    def declaration(self) -> "Scope":
+        s = self
+        while s.parent is not None:
+            s = s.parent
+        return s
+
+    @property
+    def receiver(self) -> str:
+        fn = self.declaration.function
+        return fn.receiver if fn else ""
+
+    @property
+    def receiver_name(self) -> str:
+        fn = self.declaration.function
+        return fn.receiver_name if fn else ""
+
+
+def scopes(ctx) -> list[Scope]:
+    """Every function body of the package's files, computed once per unit."""
+    cache = ctx.shared.get("go.scopes")
+    if cache is None:
+        cache = ctx.shared["go.scopes"] = {"list": [], "by_id": {}}
+        pkg = ctx.package
+        by_node = {}
+        for fn in [*pkg.functions.values(), *[m for ms in pkg.methods_by_name.values() for m in ms]]:
+            by_node[fn.node.id] = fn
+        for gofile in pkg.files:
+            _file_scopes(gofile, by_node, cache)
+    return cache["list"]
+
+
+def _file_scopes(gofile: GoFile, by_node: dict, cache: dict):
+    root = gofile.source.root
+    literal_count: dict[int, int] = {}
+    for node in walk(root):
+        if node.type not in FUNC_NODES:
+            continue
+        parent = None
+        for anc in _ancestors(node):
+            if anc.type in FUNC_NODES:
+                parent = cache["by_id"].get(anc.id)
+                break
+        if node.type == "func_literal":
+            params = params_of(node.child_by_field_name("parameters"), gofile)
+            results = params_of(node.child_by_field_name("result"), gofile)
+            base = parent.declaration.name if parent else "init"
+            n = literal_count[id(base)] = literal_count.get(id(base), 0) + 1
+            scope = Scope(node, gofile, f"{base}.func{n}", params, results, parent=parent)
+        else:
+            fn = by_node.get(node.id)
+            if fn is None:  # a duplicate name the index kept only once
+                name_node = node.child_by_field_name("name")
+                fn = Function(text(name_node), node, gofile,
+                              params=params_of(node.child_by_field_name("parameters"), gofile),
+                              results=params_of(node.child_by_field_name("result"), gofile))
+            scope = Scope(node, gofile, fn.qualname, fn.params, fn.results, function=fn)
+        scope.framework = handler_framework(scope.params) or (
+            "net/http" if scope.function and scope.function.name == "ServeHTTP" and scope.function.receiver
+            else None)
+        cache["list"].append(scope)
+        cache["by_id"][node.id] = scope
+
+
+def _ancestors(node):
+    n = node.parent
+    while n is not None:
+        yield n
+        n = n.parent
+
+
+def enclosing(ctx, node) -> Scope | None:
+    """The innermost function (declaration or literal) whose body holds node."""
+    by_id = ctx.shared.get("go.scopes", {}).get("by_id") or (scopes(ctx) and ctx.shared["go.scopes"]["by_id"])
+    for anc in _ancestors(node):
+        if anc.type in FUNC_NODES:
+            return by_id.get(anc.id)
+    return None
+
+
+def loops_between(node, scope: Scope) -> list:
+    """The for statements around node inside scope's own body (not across function literals)."""
+    out = []
+    for anc in _ancestors(node):
+        if anc is scope.node or anc.type in FUNC_NODES:
+            break
+        if anc.type in LOOP_NODES:
+            out.append(anc)
+    return out
+
+
+def call_name(gofile: GoFile, call) -> tuple[str, str]:
+    """(import path or "", name) for `pkg.F(...)` / `F(...)`; ("", "") for method calls on values."""
+    fn = call.child_by_field_name("function")
+    if fn is None:
+        return "", ""
+    if fn.type == "identifier":
+        return "", text(fn)
+    if fn.type == "selector_expression":
+        operand = fn.child_by_field_name("operand")
+        if operand is not None and operand.type == "identifier":
+            path = gofile.import_path(text(operand))
+            if path is not None:
+                return path, text(fn.child_by_field_name("field"))
+    return "", ""
+
+
+def is_terminator(gofile: GoFile, call) -> bool:
+    """A call after which the path does not go on: panic, os.Exit, log.Fatal*, t.Fatal*, FailNow..."""
+    if call is None or call.type != "call_expression":
+        return False
+    pkg, name = call_name(gofile, call)
+    if (pkg, name) in _TERMINATOR_FUNCS:
+        return True
+    fn = call.child_by_field_name("function")
+    if fn is not None and fn.type == "selector_expression" and not pkg:
+        return bool(_TERMINATOR_METHODS.match(text(fn.child_by_field_name("field"))))
+    return False
+
+
+def local_types(ctx, scope: Scope) -> dict[str, str]:
+    """name -> qualified type for what the syntax of scope (and its enclosing scopes) shows:
+    parameters, receivers, `var x T`, `x := &T{}`, `x := T{}`, `x := new(T)`, `x := (*T)(y)`."""
+    if scope._types is not None:
+        return scope._types
+    types = dict(local_types(ctx, scope.parent)) if scope.parent is not None else {}
+    fn = scope.function
+    if fn is not None and fn.receiver_name:
+        recv_decl = fn.node.child_by_field_name("receiver")
+        recv = params_of(recv_decl, fn.file)
+        if recv:
+            types[recv[0].name] = recv[0].type
+    for p in [*scope.params, *scope.results]:
+        if p.name and p.name != "_":
+            types[p.name] = p.type.removeprefix("...")
+    gofile = scope.file
+    for node in walk(scope.body, prune=lambda n: n.type == "func_literal") if scope.body else ():
+        if node.type == "var_spec":
+            t = node.child_by_field_name("type")
+            if t is not None:
+                for n in node.children_by_field_name("name"):
+                    types[text(n)] = gofile.qualify(t)
+        elif node.type == "short_var_declaration":
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if left is None or right is None:
+                continue
+            lhs, rhs = left.named_children, right.named_children
+            if len(lhs) == len(rhs):
+                for name_node, value in zip(lhs, rhs):
+                    t = expression_type(gofile, value)
+                    if t:
+                        types[text(name_node)] = t
+    scope._types = types
+    return types
+
+
+def expression_type(gofile: GoFile, expr) -> str | None:
+    """The type an expression has on its face: &T{}, T{}, new(T), (*T)(x), or a known global."""
+    if expr is None:
+        return None
+    if expr.type == "unary_expression" and text(expr.child_by_field_name("operator") or expr.children[0]) == "&":
+        inner = expr.child_by_field_name("operand")
+        if inner is not None and inner.type == "composite_literal":
+            t = inner.child_by_field_name("type")
+            return "*" + gofile.qualify(t) if t is not None else None
+    if expr.type == "composite_literal":
+        t = expr.child_by_field_name("type")
+        return gofile.qualify(t) if t is not None else None
+    if expr.type == "call_expression":
+        fn = expr.child_by_field_name("function")
+        args = expr.child_by_field_name("arguments")
+        if fn is not None and text(fn) == "new" and args is not None and args.named_children:
+            return "*" + gofile.qualify(args.named_children[0])
+        if fn is not None and fn.type == "parenthesized_expression":  # (*T)(x) conversion
+            return gofile.qualify(text(fn)[1:-1])
+    if expr.type == "selector_expression":
+        qualified = gofile.qualify(text(expr))
+        return KNOWN_GLOBALS.get(qualified)
+    return None
+
+
+def receiver_type(ctx, scope: Scope, expr) -> str | None:
+    """The type of a receiver expression where the syntax tells it: a local or parameter, a field of
+    a struct the package declares (`s.db`), a package-level variable, or a known global."""
+    if expr is None:
+        return None
+    gofile = scope.file
+    if expr.type == "identifier":
+        name = text(expr)
+        t = local_types(ctx, scope).get(name)
+        if t:
+            return t
+        glob = ctx.package.globals.get(name)
+        if glob is not None:
+            gf, spec = glob
+            tnode = spec.child_by_field_name("type")
+            if tnode is not None:
+                return gf.qualify(tnode)
+            value = spec.child_by_field_name("value")
+            if value is not None and value.named_children:
+                return expression_type(gf, value.named_children[0])
+        return None
+    if expr.type == "selector_expression":
+        known = expression_type(gofile, expr)
+        if known:
+            return known
+        base = receiver_type(ctx, scope, expr.child_by_field_name("operand"))
+        if base:
+            struct = base.lstrip("*")
+            if "." not in struct:  # a type of this package
+                return ctx.package.field_type(struct, text(expr.child_by_field_name("field")))
+        return None
+    if expr.type == "parenthesized_expression" and expr.named_children:
+        return receiver_type(ctx, scope, expr.named_children[0])
+    return expression_type(gofile, expr)
