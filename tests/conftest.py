@@ -78,7 +78,12 @@ def assert_valid_sarif(doc: dict) -> None:
 
 def closelint(*args, cwd=None, env=None, input=None, timeout=60):
     """Run the installed CLI the way a user does (python -m closelint), capturing output."""
-    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    full_env = {**os.environ, "NO_COLOR": "1"}
     full_env.pop("FORCE_COLOR", None)
+    for key, value in (env or {}).items():  # a None value removes the variable
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
     return subprocess.run([sys.executable, "-m", "closelint", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout, input=input)
