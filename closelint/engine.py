@@ -21,7 +21,7 @@ from closelint.config import Config
 from closelint.context import RuleContext, UnitContext, go_mod_for
 from closelint.discover import discover
 from closelint.findings import Finding, Notification, UnitResult
-from closelint.rulebook import load_rules, rulebook_dir
+from closelint.rulebook import load_rules, rule_files
 from closelint.source import SourceFile
 
 _GENERATED = re.compile(rb"(?m)^// Code generated .* DO NOT EDIT\.\r?$")
@@ -64,7 +64,7 @@ def _code_digest(cfg: Config) -> str:
     h = hashlib.blake2b(digest_size=16)
     h.update(__version__.encode())
     pkg = Path(__file__).resolve().parent
-    for path in sorted([*pkg.rglob("*.py"), *rulebook_dir().glob("*.toml")]):
+    for path in sorted([*pkg.rglob("*.py"), *rule_files()]):
         try:
             st = path.stat()
         except OSError:

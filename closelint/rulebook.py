@@ -7,12 +7,14 @@ the module holds only the analysis.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 LEVELS = ("error", "warning", "note")
+_RULE_FILE = re.compile(r"CL\d{3}-[a-z0-9-]+\.toml")
 
 # Keys of a rule file that are metadata; every other top-level array of tables is a catalog table.
 _META_KEYS = {
@@ -59,6 +61,11 @@ class Rule:
         """Plain-text help for SARIF `help.text`: the markdown without its fences."""
         lines = [ln for ln in self.help_markdown.splitlines() if not ln.startswith("```")]
         return "\n".join(lines).strip() + "\n"
+
+
+def rule_files() -> list[Path]:
+    """rules/CL123-some-name.toml files (drafts and notes beside them are not rules)."""
+    return sorted(p for p in rulebook_dir().glob("CL*.toml") if _RULE_FILE.fullmatch(p.name))
 
 
 def rulebook_dir() -> Path:
@@ -115,7 +122,7 @@ def load_rules() -> dict[str, Rule]:
     """All existing rules by code, in code order."""
     checks_dir = Path(__file__).resolve().parent / "checks"
     rules = {}
-    for path in sorted(rulebook_dir().glob("CL*.toml")):
+    for path in rule_files():
         rule = _load_rule(path, checks_dir)
         if rule is not None:
             rules[rule.code] = rule

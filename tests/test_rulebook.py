@@ -6,9 +6,9 @@ import tomllib
 
 import pytest
 
-from closelint.rulebook import LEVELS, RESERVED, load_rules, rulebook_dir
+from closelint.rulebook import LEVELS, RESERVED, load_rules, rule_files
 
-RULE_FILES = sorted(rulebook_dir().glob("CL*.toml"))
+RULE_FILES = rule_files()
 
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=[p.stem for p in RULE_FILES])
