@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Benchmark closelint on a source tree, offline: the parse-only floor, a cold scan, a warm scan.
+
+    python bench/run.py PATH [--runs 3] [--jobs N]
+
+- parse-only floor: tree-sitter parsing every .go/.rs file closelint would scan, in one process on
+  one core (reading included): what any tree-sitter tool must pay at least.
+- cold scan: `closelint scan PATH --no-cache` with every rule on.
+- warm scan: the same with a cache filled by a previous run and nothing changed.
+Each is run --runs times; medians are printed with the ratios the speed targets are stated in, and the
+peak memory of the whole process tree (sampled from /proc) for the cold scan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+def parse_floor(files: list[Path]) -> float:
+    from closelint import parsing
+
+    parsers = {".go": parsing.parser("go"), ".rs": parsing.parser("rust")}
+    start = time.perf_counter()
+    for f in files:
+        p = parsers.get(f.suffix)
+        if p is not None:
+            p.parse(f.read_bytes())
+    return time.perf_counter() - start
+
+
+def _tree_rss_kb(root_pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            ppid = int(fields[1])
+            with open(f"/proc/{entry}/statm") as fh:
+                pages = int(fh.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+        rss[int(entry)] = pages * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def timed_scan(path: str, extra: list[str], env: dict) -> tuple[float, int]:
+    cmd = [sys.executable, "-m", "closelint", "scan", path, "--format", "json", "--output", os.devnull,
+           "--exit-zero", *extra]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
+    peak = 0
+    stop = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_rss_kb(proc.pid))
+            stop.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    rc = proc.wait()
+    elapsed = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    if rc not in (0, 1):
+        sys.exit(f"closelint failed with exit status {rc}: {' '.join(cmd)}")
+    return elapsed, peak
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("path")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+
+    from closelint.config import find_config, load_config
+    from closelint.discover import discover
+
+    cfg = load_config(find_config(Path(args.path)), start=Path(args.path))
+    files = [f for f in discover([args.path], cfg.exclude, cfg.root).files if f.suffix in (".go", ".rs")]
+    size = sum(f.stat().st_size for f in files)
+    print(f"{args.path}: {len(files)} source files, {size / 1e6:.1f} MB; {os.cpu_count()} cores, jobs={args.jobs}")
+
+    env = dict(os.environ)
+    jobs = ["--jobs", str(args.jobs)]
+    floors, colds, warms, peaks = [], [], [], []
+    with tempfile.TemporaryDirectory() as cache:
+        env["CLOSELINT_CACHE_DIR"] = cache
+        timed_scan(args.path, jobs, env)  # fills the cache (and warms the OS file cache)
+        for _ in range(args.runs):
+            floors.append(parse_floor(files))
+            t, peak = timed_scan(args.path, [*jobs, "--no-cache"], env)
+            colds.append(t)
+            peaks.append(peak)
+            warms.append(timed_scan(args.path, jobs, env)[0])
+    floor, cold, warm = (statistics.median(x) for x in (floors, colds, warms))
+    print(f"parse-only floor (1 core): {floor:6.2f} s  ({size / 1e6 / floor:.1f} MB/s)")
+    print(f"cold scan (--no-cache)   : {cold:6.2f} s  = {cold / floor:.2f} x floor  (target <= 1.00)")
+    print(f"warm scan (cache)        : {warm:6.2f} s  = {warm / cold:.2f} x cold   (target < 0.20)")
+    print(f"peak memory, cold scan   : {max(peaks) / 1024:6.0f} MB (whole process tree; target < 300)")
+    print(f"medians of {args.runs} runs; all runs: floor {floors}, cold {colds}, warm {warms}")
+
+
+if __name__ == "__main__":
+    main()
