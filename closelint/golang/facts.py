@@ -278,3 +278,72 @@ def receiver_type(ctx, scope: Scope, expr) -> str | None:
     if expr.type == "parenthesized_expression" and expr.named_children:
         return receiver_type(ctx, scope, expr.named_children[0])
     return expression_type(gofile, expr)
+
+
+def scope_at(ctx, node) -> Scope | None:
+    """The innermost function (declaration or literal) around node, or node itself when it is one.
+
+    Unlike enclosing(), this builds Scopes only for the one declaration holding node (and caches
+    them), so a rule that looks at a few functions of a large package does not pay for all of them.
+    Uses the full scopes() index when another rule already built it."""
+    func = node if node.type in FUNC_NODES else next((a for a in _ancestors(node) if a.type in FUNC_NODES), None)
+    if func is None:
+        return None
+    full = ctx.shared.get("go.scopes")
+    if full is not None:
+        return full["by_id"].get(func.id)
+    lazy = ctx.shared.get("go.scopes.lazy")
+    if lazy is None:
+        pkg = ctx.package
+        by_node = {fn.node.id: fn for fn in [*pkg.functions.values(),
+                                              *[m for ms in pkg.methods_by_name.values() for m in ms]]}
+        files = {gf.source.root.id: gf for gf in pkg.files}
+        lazy = ctx.shared["go.scopes.lazy"] = {"by_id": {}, "by_node": by_node, "files": files}
+    hit = lazy["by_id"].get(func.id)
+    if hit is not None:
+        return hit
+    decl = func
+    for anc in _ancestors(func):
+        if anc.type in FUNC_NODES:
+            decl = anc
+    root = decl
+    while root.parent is not None:
+        root = root.parent
+    gofile = lazy["files"].get(root.id)
+    if gofile is None:
+        return None
+    cache = {"list": [], "by_id": lazy["by_id"]}
+    _decl_scopes(gofile, decl, lazy["by_node"], cache)
+    return lazy["by_id"].get(func.id)
+
+
+def _decl_scopes(gofile: GoFile, decl, by_node: dict, cache: dict):
+    """Scopes of one top-level declaration (or package-level function literal) and its literals."""
+    count = 0
+    for node in walk(decl):
+        if node.type not in FUNC_NODES:
+            continue
+        parent = None
+        for anc in _ancestors(node):
+            if anc.type in FUNC_NODES:
+                parent = cache["by_id"].get(anc.id)
+                break
+        if node.type == "func_literal":
+            params = params_of(node.child_by_field_name("parameters"), gofile)
+            results = params_of(node.child_by_field_name("result"), gofile)
+            base = parent.declaration.name if parent else "init"
+            count += 1
+            scope = Scope(node, gofile, f"{base}.func{count}", params, results, parent=parent)
+        else:
+            fn = by_node.get(node.id)
+            if fn is None:
+                name_node = node.child_by_field_name("name")
+                fn = Function(text(name_node), node, gofile,
+                              params=params_of(node.child_by_field_name("parameters"), gofile),
+                              results=params_of(node.child_by_field_name("result"), gofile))
+            scope = Scope(node, gofile, fn.qualname, fn.params, fn.results, function=fn)
+        scope.framework = handler_framework(scope.params) or (
+            "net/http" if scope.function and scope.function.name == "ServeHTTP" and scope.function.receiver
+            else None)
+        cache["list"].append(scope)
+        cache["by_id"][node.id] = scope
