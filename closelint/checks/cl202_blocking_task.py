@@ -8,7 +8,7 @@ from closelint.rust.facts; this module decides whether the body's loop can end, 
 from __future__ import annotations
 
 from closelint.rust.facts import (
-    BODY_BOUNDARIES, LOOPS, callee_name, compact, facts, macro_name, strip_parens, words,
+    BODY_BOUNDARIES, LOOPS, call_fate, callee_name, compact, facts, macro_name, strip_parens, words,
 )
 from closelint.treeutil import ancestors, text, walk
 
@@ -28,13 +28,17 @@ class _Cfg:
         self.unwraps = frozenset(o.get("panicking-unwraps", ()))
         self.fallible = frozenset(o.get("fallible-waits", ()))
         self.background = o.get("report-background", True)
+        self.constructors = tuple(o.get("background-constructors", ()))
 
 
 def check(ctx):
     cfg = _Cfg(ctx)
     uf = facts(ctx)
     for sp in uf.spawns:
-        if not sp.file.source.is_target or sp.fate in ("awaited", "aborted"):
+        if not sp.file.source.is_target:
+            continue
+        fate = _caller_fate(uf, sp) if sp.fate == "returned" else sp.fate
+        if fate in ("awaited", "aborted"):
             continue
         w = uf.where(sp.file, sp.call)
         if w.test or w.once:
@@ -51,22 +55,23 @@ def check(ctx):
                 per, noun = f"on every turn of {lp.reason}", "turn"
             else:
                 per, noun = f"once per {lp.noun} ({lp.reason})", lp.noun
-            level = "error" if sp.fate == "dropped" else "warning"
-        elif w.per:
-            per, noun = w.per, _per_noun(w.per)
-            level = "error" if sp.fate == "dropped" else "warning"
+            level = "error" if fate == "dropped" else "warning"
+        elif w.per or uf.per_via_callers(w.fn):
+            per = w.per or uf.per_via_callers(w.fn)
+            noun = _per_noun(per)
+            level = "error" if fate == "dropped" else "warning"
         else:
             # a single background task: worth a note only when it is per instance of a type (spawned
             # in a method or constructor), not from `main` or a helper that only `main` calls
-            if (not cfg.background or sp.fate != "dropped" or w.fn is None or not w.fn.impl_type
-                    or uf.startup_only(w.fn)):
+            if (not cfg.background or fate != "dropped" or w.fn is None or not w.fn.impl_type
+                    or not _constructor(w.fn.name, cfg) or uf.startup_only(w.fn)):
                 continue
             yield _background(ctx, sp, w, lrf, loop, wait, via, what, call_name)
             continue
         whose = "whose `loop`" if not via else f"whose `loop` (in `{via[-1].display}`)"
-        if sp.fate == "kept" and _aborted_later(uf, sp):
+        if fate == "kept" and _aborted_later(uf, sp):
             continue
-        handle = ("; its JoinHandle is dropped, so nothing can stop it" if sp.fate == "dropped"
+        handle = ("; its JoinHandle is dropped, so nothing can stop it" if fate == "dropped"
                   else "; its JoinHandle is kept but never aborted")
         msg = (f"`{call_name}` starts a {what} {per} {whose} "
                f"never ends: it waits on `{_short(wait)}` but has no `break`, `return` or `?` on a failed "
@@ -89,6 +94,21 @@ def _background(ctx, sp, w, lrf, loop, wait, via, what, call_name):
     related = [(lrf.source, wait, f"the {what} waits here forever")]
     return ctx.finding(sp.file.source, sp.call, msg, level="note", related=related,
                        function=w.fn.display)
+
+
+def _caller_fate(uf, sp) -> str:
+    """The spawning function returns the JoinHandle: what its callers do with it. Dropped only when
+    every caller drops it; a caller that aborts or awaits it makes the task managed."""
+    fates = [call_fate(c) for _, c in uf.call_sites(sp.fn) if c.type == "call_expression"] if sp.fn else []
+    if not fates:
+        return "kept"
+    if any(f in ("aborted", "awaited") for f in fates):
+        return "aborted"
+    return "dropped" if all(f == "dropped" for f in fates) else "kept"
+
+
+def _constructor(name: str, cfg) -> bool:
+    return any(name == c or (c.endswith("*") and name.startswith(c[:-1])) for c in cfg.constructors)
 
 
 def _aborted_later(uf, sp) -> bool:

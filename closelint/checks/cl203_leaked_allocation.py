@@ -228,13 +228,16 @@ def _context(uf, w):
         sw = uf.where(sp.file, sp.call)
         if sw.test or sw.once:
             return None, None
-        if sw.per:
-            return f"inside a task started {sw.per}", "note"
+        per = sw.per or uf.per_via_callers(sw.fn)
+        if per:
+            return f"inside a task started {per}", "note"
         if sw.fn is not None and not uf.startup_only(sw.fn):
             return f"inside a task spawned in `{sw.fn.display}`", "note"
         return None, None
-    if w.per and w.fn is not None:
-        return f"in `{w.fn.display}`, which runs {w.per}", "note"
+    if w.fn is not None and not startup:
+        per = w.per or uf.per_via_callers(w.fn)
+        if per:
+            return f"in `{w.fn.display}`, which runs {per}", "note"
     return None, None
 
 

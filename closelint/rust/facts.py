@@ -59,6 +59,7 @@ class Vocab:
     handler_types: tuple = ()         # parameter types that make an async fn a request handler
     handler_generic_types: tuple = () # ... only with type arguments (`Path<u32>`, `State<S>`)
     handler_attributes: tuple = ()    # `#[get("/")]`
+    not_per_request_types: tuple = () # `socket: UdpSocket` serves every peer: not per connection
     item_sources: tuple = ()          # methods whose loop runs per item: accept, recv, next, ...
     startup_functions: tuple = ()     # `main`
     startup_attributes: tuple = ()    # `#[tokio::main]`
@@ -76,6 +77,7 @@ class Vocab:
             handler_types=tuple(o.get("handler-types", ())),
             handler_generic_types=tuple(o.get("handler-generic-types", ())),
             handler_attributes=tuple(o.get("handler-attributes", ())),
+            not_per_request_types=tuple(o.get("not-per-request-types", ())),
             item_sources=tuple(o.get("item-sources", ())),
             startup_functions=tuple(o.get("startup-functions", ())),
             startup_attributes=tuple(o.get("startup-attributes", ())),
@@ -90,8 +92,26 @@ def facts(ctx, vocab: Vocab | None = None) -> "UnitFacts":
     key = (KEY, vocab)
     got = ctx.shared.get(key)
     if got is None:
-        got = ctx.shared[key] = UnitFacts([f for f in ctx.files if f.lang == "rust"], vocab)
+        got = ctx.shared[key] = UnitFacts([f for f in ctx.files if f.lang == "rust"], vocab, ctx.read)
     return got
+
+
+_CFG_TEST_MOD = re.compile(rb"#\[cfg\(test\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;")
+
+
+def _declared_as_test(folder: Path, read) -> bool:
+    """The folder is a module its parent declares `#[cfg(test)] mod <folder>;` (src/proxy/tests/mod.rs
+    under `#[cfg(test)] mod tests;` in src/proxy/mod.rs or src/proxy.rs)."""
+    if read is None:
+        return False
+    parent = folder.parent
+    for cand in (parent / "mod.rs", parent / "lib.rs", parent / "main.rs", parent.with_suffix(".rs")):
+        if not cand.is_file():
+            continue
+        src = read(cand)
+        if src is not None and any(m.group(1).decode() == folder.name for m in _CFG_TEST_MOD.finditer(src.data)):
+            return True
+    return False
 
 
 # ----------------------------------------------------------------------------------- small helpers
@@ -265,7 +285,7 @@ class Spawn:
     kind: str               # "task" | "thread"
     arg: object | None      # the future or closure handed to the spawn
     fn: Fn | None
-    fate: str               # "dropped" | "kept" | "awaited" | "aborted"
+    fate: str               # "dropped" | "kept" | "awaited" | "aborted" | "returned"
 
 
 @dataclass
@@ -304,7 +324,7 @@ class Where:
 
 
 class UnitFacts:
-    def __init__(self, sources, vocab: Vocab):
+    def __init__(self, sources, vocab: Vocab, read=None):
         self.vocab = vocab
         self.files: list[RustFile] = []
         self.fns: list[Fn] = []
@@ -316,8 +336,16 @@ class UnitFacts:
         self._startup_reach: dict = {}
         self._abort_fields: set | None = None
         self._nouns = frozenset(vocab.per_request_words)
+        self._modules = {src.path.stem for src in sources}
+        test_mods = set()
         for src in sources:
-            rf = RustFile(src, _imports(src.root), _is_test_file(src.path))
+            for n in parsing.captures("rust", "(mod_item !body) @m", src.root).get("m", ()):
+                if any(_is_cfg_test(*_attribute_path(a)) for a in leading_attributes(n)):
+                    test_mods.add(text(n.child_by_field_name("name")))
+        folder_is_test = bool(sources) and _declared_as_test(sources[0].path.parent, read)
+        for src in sources:
+            rf = RustFile(src, _imports(src.root),
+                          folder_is_test or _is_test_file(src.path) or src.path.stem in test_mods)
             if any(_is_cfg_test(*_attribute_path(n)) for n in src.root.children
                    if n.type == "inner_attribute_item"):
                 rf.is_test_file = True
@@ -374,11 +402,13 @@ class UnitFacts:
             if p.rsplit("::", 1)[-1] in self.vocab.handler_attributes:
                 return f"per request (a `#[{p}]` handler)"
         for name, tnode, _ in fn.params:
+            head = type_head(tnode)[0] if tnode is not None else ""
+            if head in self.vocab.not_per_request_types:
+                continue  # `socket: UdpSocket`, `listener: TcpListener`: serves everyone, once
             noun = head_noun(name, self._nouns)
             if noun:
                 return f"per {_noun(noun)} (parameter `{name}`)"
             if tnode is not None:
-                head, generic = type_head(tnode)
                 tnoun = head_noun(head, self._nouns) if head else None
                 if tnoun:
                     return f"per {_noun(tnoun)} (parameter `{name}: {_short(tnode)}`)"
@@ -390,6 +420,62 @@ class UnitFacts:
                 if head in self.vocab.handler_types or (generic and head in self.vocab.handler_generic_types):
                     return f"per request (a handler: parameter `{name}: {_short(tnode)}`)"
         return ""
+
+    def call_sites(self, fn: Fn) -> list:
+        """[(RustFile, call node)] that may call fn: by name, free calls for free functions and
+        method or `Type::` calls for methods (names are not resolved further)."""
+        out = []
+        for rf, call in self.calls_by_name().get(fn.name, ()):
+            if call.type != "call_expression":
+                out.append((rf, call))  # a call written inside a macro
+                continue
+            f = call.child_by_field_name("function")
+            if f is not None and f.type == "generic_function":
+                f = f.child_by_field_name("function")
+            if f is None:
+                continue
+            if fn.impl_type is None and f.type == "field_expression":
+                continue
+            if fn.impl_type is not None and f.type == "identifier":
+                continue
+            out.append((rf, call))
+        return out
+
+    def per_via_callers(self, fn: Fn | None, depth: int = 2) -> str:
+        """Why fn runs per connection/request/item through its callers: every call of it in the unit
+        (outside tests) sits in a per-item or endless loop, or in a function that runs per request;
+        "" when one call site does not, or fn is never called here."""
+        if fn is None or fn.is_startup or fn.is_test or depth == 0:
+            return ""
+        key = ("via", fn, depth)
+        if key in self._startup_reach:
+            return self._startup_reach[key]
+        self._startup_reach[key] = ""
+        reasons = []
+        for rf, call in self.call_sites(fn):
+            caller = self.fn_of(call)
+            if caller is None or caller is fn:
+                reasons = []
+                break
+            w = self.where(rf, call)
+            if w.test or caller.is_test:
+                continue
+            lp = w.repeating_loop(collections=False)
+            if lp is not None:
+                what = "an endless loop" if lp.kind == "unbounded" else f"once per {lp.noun}"
+                reasons.append(f"{what} (`{caller.display}` calls `{fn.display}` in {lp.reason})")
+            elif w.per:
+                reasons.append(f"{w.per[:-1]} of `{caller.display}`, which calls `{fn.display}`)"
+                               if w.per.endswith(")") else w.per)
+            else:
+                r = self.per_via_callers(caller, depth - 1)
+                if not r:
+                    reasons = []
+                    break
+                reasons.append(r)
+        out = reasons[0] if reasons else ""
+        self._startup_reach[key] = out
+        return out
 
     def calls_by_name(self) -> dict[str, list]:
         """{called name: [(RustFile, call node)]} over the whole unit."""
@@ -480,7 +566,9 @@ class UnitFacts:
             if owner == "Self" and here is not None:
                 owner = here.impl_type or ""
             cands = [f for f in self.by_name.get(name, ()) if f.impl_type == owner and not f.is_test]
-            if not cands:  # `module::f`
+            first = rf.resolve_path(compact(path)).split("::", 1)[0] if path is not None else ""
+            if not cands and (first in ("crate", "self", "super") or first in self._modules):
+                # `module::f` for a module of this folder (not `tokio::time::sleep`)
                 cands = [f for f in self.by_name.get(name, ()) if f.impl_type is None and not f.is_test]
             return cands if len(cands) == 1 else []
         if fn.type == "field_expression":
@@ -964,6 +1052,11 @@ def _local_type(fn: Fn, name: str, before: int) -> str:
     return ""
 
 
+def call_fate(call) -> str:
+    """What the caller does with the value of call (a JoinHandle): see _fate."""
+    return _fate(call, None)
+
+
 def _fate(call, rf) -> str:
     """What becomes of a spawn's JoinHandle: dropped on the floor, kept (bound, stored, returned,
     passed on), awaited/joined, or handed to an abort-on-drop guard / aborted."""
@@ -977,6 +1070,10 @@ def _fate(call, rf) -> str:
         return "awaited"
     if p.type == "expression_statement":
         return "dropped"
+    if p.type == "return_expression" or (p.type == "block" and p.parent is not None
+                                         and p.parent.type == "function_item"
+                                         and p.named_children and p.named_children[-1] == node):
+        return "returned"
     if p.type == "field_expression":
         call2 = p.parent
         name = text(p.child_by_field_name("field"))
@@ -1034,6 +1131,11 @@ def _binding_fate(let, name: str) -> str:
                 fate = "awaited"
         elif p is not None and p.type == "await_expression":
             fate = "awaited"
+        elif p is not None and (p.type == "return_expression" or (
+                p.type == "block" and p.parent is not None and p.parent.type == "function_item"
+                and p.named_children and p.named_children[-1] == u)):
+            if fate == "kept":
+                fate = "returned"
         elif p is not None and p.type == "token_tree":
             fate = "awaited"  # `select! { _ = handle => ... }`, `join!(a, b)`
     return fate
