@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from closelint import parsing
 from closelint.golang import facts, flow
-from closelint.treeutil import text
+from closelint.treeutil import text, walk
 
 # No TOKENS: user catalog rows add names, so the prefilter is computed from ctx.catalogs (below).
 
@@ -68,7 +68,7 @@ class Entry:
 def _as_tuple(v) -> tuple:
     if v is None:
         return ()
-    return tuple(v) if isinstance(v, list) else (v,)
+    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
 
 
 class Catalog:
@@ -258,6 +258,8 @@ class _Acquire:
         self.ctx, self.cat, self.gofile, self.node = ctx, cat, gofile, node
         self.scope = None
         self.entry: Entry | None = None
+        self.any_release = False
+        self.leaks: list = []
 
     # ---- matching
 
@@ -379,6 +381,8 @@ class _Acquire:
         b = self.bindings.resolve(operand)
         if b is None or b.is_param or b.scope_node.id != self.scope.node.id:
             return None
+        if not self._constructed_here(b):
+            return None  # made by a helper, which may have arranged for its end (t.Cleanup...)
         if self.start.kind != "stmt" and self.start.kind != "cond":
             return None
         self._err_of_call()
@@ -386,9 +390,34 @@ class _Acquire:
         self.handles.append((b, ()))
         return self._flow()
 
+    def _constructed_here(self, b) -> bool:
+        """b's value comes straight from another package's constructor (exec.Command) or a literal."""
+        v = b.value
+        if v is None:
+            return b.type_node is not None and b.kind == "var"
+        while v.type in ("unary_expression", "parenthesized_expression") and v.named_children:
+            v = v.named_children[-1]
+        if v.type == "composite_literal":
+            return True
+        if v.type != "call_expression":
+            return False
+        fn = v.child_by_field_name("function")
+        if fn is None or fn.type != "selector_expression":
+            return False
+        operand = fn.child_by_field_name("operand")
+        return operand is not None and operand.type == "identifier" and self.bindings.resolve(operand) is None \
+            and self.gofile.import_path(text(operand)) is not None
+
     def _function_kind(self):
-        """pprof.StartCPUProfile: nothing to hold; the release is a package function call."""
+        """pprof.StartCPUProfile: nothing to hold; the release is a package function call. Global
+        state is released wherever the package wants: a call elsewhere in the package (a Stop
+        method) is a hand-off."""
         if self.start.kind not in ("stmt", "cond"):
+            return None
+        name = self.entry.release_function[1].encode()
+        body = self.scope.node
+        here = self.gofile.source.data[body.start_byte:body.end_byte]
+        if b"." + name + b"(" not in here and any(b"." + name + b"(" in f.data for f in self.ctx.files):
             return None
         self._err_of_call()
         return self._flow()
@@ -409,6 +438,7 @@ class _Acquire:
         queue = list(self.handles)
         literals: dict[int, object] = {}
         redefs: list = []
+        flows_on: set = set()  # nodes where the value flows into another variable (x = wrap(x))
         while queue:
             b, path = queue.pop()
             key = (id(b), path)
@@ -433,6 +463,7 @@ class _Acquire:
                         continue
                 if alias is not None:
                     queue.append(alias)
+                    flows_on.add(n.index)
                     continue
                 if ev == NEUTRAL and lits:
                     literals[lits[0].id] = lits[0]
@@ -455,7 +486,8 @@ class _Acquire:
         self.handle_ids = {k[0] for k in seen_handles}
         if len(self.handle_ids) <= 1:  # with an alias still holding it, a reassignment loses nothing
             for n in redefs:
-                events.setdefault(n.index, REDEF)
+                if n.index not in flows_on:
+                    events.setdefault(n.index, REDEF)
         self.events = events
 
     def _function_release_events(self, events):
@@ -483,7 +515,7 @@ class _Acquire:
             if any(f in release for f in fields):
                 return RELEASE, None
             if fields:
-                return NEUTRAL, None
+                return (RELEASE if self._wrapper_method_releases(use, b, fields[0]) else NEUTRAL), None
             rem = None
         else:
             k = 0
@@ -503,9 +535,25 @@ class _Acquire:
             return NEUTRAL, None
         return self._value_event(vc, rem, scope_node, depth, seen)
 
+    def _wrapper_method_releases(self, use, b, name) -> bool:
+        """`w.Run()` on a package type wrapping the resource: does Run's body call a release method?"""
+        scope = facts.scope_at(self.ctx, use)
+        if scope is None:
+            return False
+        t = flow.Types(self.ctx, scope, self.cat.known).of_binding(b)
+        if not t or "." in t.lstrip("*"):
+            return False
+        m = self.ctx.package.method(t.lstrip("*"), name)
+        if m is None or m.body is None:
+            return False
+        body = m.body.text
+        return any(b"." + r.split(".")[-1].encode() + b"(" in body for r in self.entry.release)
+
     def _value_event(self, vc, rem, scope_node, depth, seen):
         if vc.kind in ("returned", "sent"):
             return HANDOFF, None
+        if vc.wrapped and _external_literal(vc.expr):
+            return HANDOFF, None  # inside another package's type: its methods may own it
         if vc.kind == "assigned":
             target = vc.target
             if target is None:
@@ -716,9 +764,39 @@ class _Acquire:
             return None
         if not flow.forward(self.g, start, "G" if err is not None else "L", transfer, edge):
             return None
+        leaks = [lk for lk in leaks if not self._after_exhausted_loop(lk)]
         if not leaks:
             return None
+        self.leaks = leaks
         return self._report(leaks)
+
+    def _after_exhausted_loop(self, leak) -> bool:
+        """`for i := 0; i < n; i++ { f, err = open(); if ... { continue }; break }` then
+        `if i == n { return errTooMany }`: that return follows the iterations that acquired nothing.
+        A return guarded by a condition on the counter of a loop around the acquire is not a leak."""
+        kind, node = leak
+        if kind != "exit" or node.kind != "return":
+            return False
+        counters = set()
+        for loop in facts.loops_between(self.node, self.scope):
+            clause = next((c for c in loop.named_children if c.type == "for_clause"), None)
+            if clause is None:
+                continue
+            for part in ("initializer", "update"):
+                x = clause.child_by_field_name(part)
+                for ident in ([] if x is None else [n for n in _idents(x)]):
+                    b = self.bindings.resolve(ident)
+                    if b is not None:
+                        counters.add(id(b))
+        if not counters:
+            return False
+        n = node.ast.parent
+        while n is not None and n.type in ("statement_list", "block"):
+            n = n.parent
+        if n is None or n.type != "if_statement":
+            return False
+        cond = n.child_by_field_name("condition")
+        return any(id(self.bindings.resolve(i)) in counters for i in _idents(cond) if self.bindings.resolve(i))
 
     def _invalid(self, cond, value: bool, guarded: bool, handles: set) -> bool:
         """On this edge (cond evaluated to value), was nothing acquired, or is it already released
@@ -829,9 +907,10 @@ class _Acquire:
         if decl.function is not None and decl.name == "main" and self.gofile.package == "main":
             return "note"
         conn_types = set(self.ctx.options.get("connection-types", []))
+        per_iteration = not self.any_release or any(k == "loop" for k, _ in self.leaks)
         s = scope
         while s is not None:
-            if facts.loops_between(self.node, s) or s.framework:
+            if (per_iteration and facts.loops_between(self.node, s)) or s.framework:
                 return "error"
             if any(p.type in conn_types for p in s.params):
                 return "error"
@@ -882,6 +961,24 @@ class _Acquire:
         related = related[:_MAX_RELATED]
         return self._finding(f"{what} is not {e.verb} on every path: {first}; {e.consequence}; "
                              f"add {self._fix()} right {after}.", related)
+
+
+def _idents(node):
+    if node is None:
+        return []
+    return [n for n in walk(node) if n.type == "identifier"]
+
+
+def _external_literal(expr) -> bool:
+    """expr (a value that went through composite literals) is or holds a literal of a type from
+    another package (`tcpproxy.TCPProxy{Listener: l}`)."""
+    n = expr
+    while n is not None and n.type in ("unary_expression", "parenthesized_expression"):
+        n = n.named_children[-1] if n.named_children else None
+    if n is None or n.type != "composite_literal":
+        return False
+    t = n.child_by_field_name("type")
+    return t is not None and t.type == "qualified_type"
 
 
 def _gerund(verb: str) -> str:

@@ -789,8 +789,9 @@ def _index_in(parent, child) -> int:
 
 
 def selector_chain(ident) -> tuple[object, list[str]]:
-    """From an identifier, the longest chain of field selections it is the operand of:
-    `resp` in `resp.Body.Close()` -> (the `resp.Body.Close` node, ["Body", "Close"])."""
+    """From an identifier, the longest chain of field selections it is the operand of (through
+    parentheses and type assertions): `resp` in `resp.Body.Close()` -> (the `resp.Body.Close` node,
+    ["Body", "Close"])."""
     cur, fields = ident, []
     while True:
         p = cur.parent
@@ -800,6 +801,9 @@ def selector_chain(ident) -> tuple[object, list[str]]:
             continue
         if p is not None and p.type == "parenthesized_expression":
             cur = p
+            continue
+        if p is not None and p.type == "type_assertion_expression" and p.child_by_field_name("operand") == cur:
+            cur = p  # w.(*gzip.Writer).Close()
             continue
         return cur, fields
 
