@@ -86,11 +86,12 @@ def check(ctx):
 
 
 def _background(ctx, sp, w, lrf, loop, wait, via, what, call_name):
-    owner = f"`{w.fn.impl_type}`" if w.fn.impl_type else f"`{w.fn.display}`"
+    t = w.fn.impl_type
     msg = (f"`{call_name}` in `{w.fn.display}` starts a background {what} whose `loop` never ends "
-           f"(waits on `{_short(wait)}`, no `break`, `return`, `?` or shutdown arm) and drops its "
-           f"JoinHandle: fine if {owner} runs once for the life of the process, a leak each time it "
-           f"runs more often. Keep the JoinHandle and abort it, or select on a shutdown signal.")
+           f"(it waits on `{_short(wait)}` with no `break`, `return`, `?` or shutdown arm) and drops its "
+           f"JoinHandle: fine if the process builds one `{t}` and keeps it for good, but every other "
+           f"`{t}` built leaves a {what} (and what it captured) behind. Keep the JoinHandle and abort "
+           f"it on drop, or select on a shutdown signal.")
     related = [(lrf.source, wait, f"the {what} waits here forever")]
     return ctx.finding(sp.file.source, sp.call, msg, level="note", related=related,
                        function=w.fn.display)

@@ -31,7 +31,11 @@ LOOPS = ("loop_expression", "while_expression", "for_expression")
 BODY_BOUNDARIES = ("closure_expression", "async_block", "function_item", "const_item", "static_item",
                    "impl_item", "trait_item", "mod_item")
 ITEM_BOUNDARIES = ("function_item", "impl_item", "trait_item", "mod_item", "const_item", "static_item")
-_CALL_NAMES_Q = """
+# A query walks the whole tree: patterns that are always needed share one pass per file; the calls
+# (needed only to look at a function's callers) are found on first use.
+_INDEX_Q = "(function_item) @fn (mod_item !body) @moddecl"
+_CALLS_Q = """
+(macro_invocation (token_tree) @tt)
 (call_expression function: [
    (identifier) @name
    (scoped_identifier name: (identifier) @name)
@@ -338,8 +342,10 @@ class UnitFacts:
         self._nouns = frozenset(vocab.per_request_words)
         self._modules = {src.path.stem for src in sources}
         test_mods = set()
+        self._index: dict = {}
         for src in sources:
-            for n in parsing.captures("rust", "(mod_item !body) @m", src.root).get("m", ()):
+            self._index[src] = parsing.captures("rust", _INDEX_Q, src.root)
+            for n in self._index[src].get("moddecl", ()):
                 if any(_is_cfg_test(*_attribute_path(a)) for a in leading_attributes(n)):
                     test_mods.add(text(n.child_by_field_name("name")))
         folder_is_test = bool(sources) and _declared_as_test(sources[0].path.parent, read)
@@ -355,7 +361,7 @@ class UnitFacts:
     # -------------------------------------------------------------------------------- functions
 
     def _index_functions(self, rf: RustFile) -> None:
-        fns = parsing.captures("rust", "(function_item) @fn", rf.source.root).get("fn", [])
+        fns = self._index[rf.source].get("fn", [])
         for node in fns:
             impl_type = None
             test = rf.is_test_file
@@ -438,6 +444,18 @@ class UnitFacts:
                 continue
             if fn.impl_type is not None and f.type == "identifier":
                 continue
+            if f.type == "scoped_identifier":
+                path = f.child_by_field_name("path")
+                owner = compact(path).rsplit("::", 1)[-1] if path is not None else ""
+                if owner == "Self":
+                    caller = self.fn_of(call)
+                    if caller is None or caller.impl_type != fn.impl_type:
+                        continue
+                elif owner[:1].isupper():
+                    if owner != fn.impl_type:
+                        continue  # `Other::new(..)` is not a call of `Cache::new`
+                elif fn.impl_type is not None:
+                    continue  # `module::f(..)` calls a free function
             out.append((rf, call))
         return out
 
@@ -482,7 +500,7 @@ class UnitFacts:
         if self._calls is None:
             self._calls = {}
             for rf in self.files:
-                caps = parsing.captures("rust", _CALL_NAMES_Q, rf.source.root)
+                caps = parsing.captures("rust", _CALLS_Q, rf.source.root)
                 for n in caps.get("name", ()):
                     call = n.parent
                     while call is not None and call.type != "call_expression":
@@ -490,7 +508,7 @@ class UnitFacts:
                     if call is not None:
                         self._calls.setdefault(text(n), []).append((rf, call))
                 # calls written inside macros: `tokio::join!(serve(), metrics())`, `info!("{}", f())`
-                for tt in parsing.captures("rust", "(macro_invocation (token_tree) @tt)", rf.source.root).get("tt", ()):
+                for tt in caps.get("tt", ()):
                     for n in walk(tt):
                         if n.type == "identifier" and n.parent.type == "token_tree":
                             nxt = n.next_sibling
@@ -510,7 +528,7 @@ class UnitFacts:
         if key in self._startup_reach:
             return self._startup_reach[key]
         self._startup_reach[key] = False  # cycles are not start-up
-        sites = self.calls_by_name().get(fn.name, [])
+        sites = self.call_sites(fn)
         ok = bool(sites)
         for rf, call in sites:
             caller = self.fn_of(call)
@@ -528,11 +546,11 @@ class UnitFacts:
         where a kept JoinHandle is stopped (`disconnect`, `Drop::drop`)."""
         if self._abort_fields is None:
             self._abort_fields = set()
-            q = ('((call_expression function: (field_expression field: (field_identifier) @n)) '
-                 '(#any-of? @n "abort" "abort_all" "shutdown"))')
-            for rf in self.files:
-                done = set()
-                for n in parsing.captures("rust", q, rf.source.root).get("n", ()):
+            done = set()
+            for name in ("abort", "abort_all", "shutdown"):
+                for _, n in self.calls_by_name().get(name, ()):
+                    if n.type != "call_expression" or callee_name(n) != name:
+                        continue
                     fn = self.fn_of(n)
                     if fn is None or fn in done:
                         continue
@@ -608,6 +626,8 @@ class UnitFacts:
              '(#match? @n "^spawn"))')
         paths = dict(self.vocab.spawns)
         receivers = set(self.vocab.spawn_receivers)
+        if b"spawn" not in rf.source.data:
+            return
         for call in parsing.captures("rust", q, rf.source.root).get("call", []):
             fnode = call.child_by_field_name("function")
             args = call.child_by_field_name("arguments")
@@ -1083,6 +1103,8 @@ def _fate(call, rf) -> str:
             return "aborted"
         if name in ("detach",):
             return "dropped"
+        if name in ("unwrap", "expect") and call2 is not None and call2.type == "call_expression":
+            return _fate(call2, rf)  # `Builder::new().spawn(..).unwrap()`: io::Result<JoinHandle>
         return "kept" if call2 is not None else "dropped"
     if p.type == "try_expression":  # Builder::spawn(..)? / .unwrap()
         return _fate(p, rf)
