@@ -359,6 +359,24 @@ def _cl101_release_methods() -> frozenset:
     return frozenset(names)
 
 
+@lru_cache(maxsize=8)
+def _cl101_releasers() -> tuple:
+    """(import path, function, argument index) rows of CL101's `releasers` table: package functions
+    that release one of their arguments (`pgx.CollectRows(rows, ...)` closes rows). Read tolerantly."""
+    rule = load_rules().get("CL101")
+    out = []
+    for row in (rule.catalogs.get("releasers", []) if rule is not None else []):
+        if not isinstance(row, dict) or not isinstance(row.get("package"), str):
+            continue
+        funcs = row.get("functions", row.get("function", []))
+        funcs = [funcs] if isinstance(funcs, str) else funcs
+        arg = row.get("argument", 0)
+        if not isinstance(funcs, list) or not isinstance(arg, int):
+            continue
+        out += [(row["package"], f, arg) for f in funcs if isinstance(f, str)]
+    return tuple(out)
+
+
 def _tables(ctx):
     methods = {}
     for row in ctx.catalogs.get("releases", []):
@@ -690,6 +708,13 @@ def _released_explicitly(ctx, loop, rel, defer, methods, helper_re) -> bool:
         name = text(fn.child_by_field_name("field")) if fn.type == "selector_expression" else text(fn)
         if helper_re is not None and helper_re.search(name):
             return True
+        if fn.type == "selector_expression" and ctx.options.get("use-cl101-catalog", True):
+            pkg = _gofile_of(ctx, n)
+            path = pkg.import_path(text(fn.child_by_field_name("operand"))) if pkg is not None else None
+            for rpkg, rfunc, rarg in _cl101_releasers():
+                if path == rpkg and name == rfunc and rarg < len(args.named_children) \
+                        and text(args.named_children[rarg]) == recv:
+                    return True
         if fn.type == "identifier":
             local = ctx.package.functions.get(name)
             if local is not None and _closes_a_parameter(local, methods):
@@ -699,6 +724,16 @@ def _released_explicitly(ctx, loop, rel, defer, methods, helper_re) -> bool:
             if name in local_helpers:
                 return True
     return False
+
+
+def _gofile_of(ctx, node):
+    root = node
+    while root.parent is not None:
+        root = root.parent
+    for gf in ctx.package.files:
+        if gf.source.root.id == root.id:
+            return gf
+    return None
 
 
 def _ancestors_until(node, stop):
