@@ -63,6 +63,7 @@ class Entry:
     level: str | None
     before_go: tuple | None
     fix: str | None
+    error_returns_ok: bool = False
 
 
 def _as_tuple(v) -> tuple:
@@ -184,7 +185,8 @@ def _entry(row: dict) -> Entry | None:
         release_function=tuple(rf.rsplit(".", 1)) if rf else None,
         exhausted_by=row.get("exhausted-by"), what=row.get("what", "resource"),
         consequence=row.get("consequence", "it is never released"), name=row.get("name", "x"),
-        verb=row.get("verb", "closed"), level=row.get("level"), before_go=before_go, fix=row.get("fix"))
+        verb=row.get("verb", "closed"), level=row.get("level"), before_go=before_go, fix=row.get("fix"),
+        error_returns_ok=bool(row.get("error-returns-ok", False)))
 
 
 _CATALOGS: dict[int, tuple] = {}
@@ -765,10 +767,38 @@ class _Acquire:
         if not flow.forward(self.g, start, "G" if err is not None else "L", transfer, edge):
             return None
         leaks = [lk for lk in leaks if not self._after_exhausted_loop(lk)]
+        if e.error_returns_ok:
+            leaks = [lk for lk in leaks if not self._returns_error(lk)]
         if not leaks:
             return None
         self.leaks = leaks
         return self._report(leaks)
+
+    def _returns_error(self, leak) -> bool:
+        """A return that hands back a non-nil error (the function failed: a writer's lost trailer
+        does not matter there)."""
+        kind, node = leak
+        if kind != "exit" or node.kind != "return":
+            return False
+        results = self.scope.results
+        if not results or results[-1].type != "error":
+            return False
+        values = node.ast.named_children
+        if values and values[0].type == "expression_list":
+            values = values[0].named_children
+        if not values or values[-1].type == "nil":
+            return False
+        last = values[-1]
+        if last.type in ("call_expression", "selector_expression", "unary_expression"):
+            return True  # fmt.Errorf(...), pkg.ErrClosed, &MyError{}
+        n = node.ast.parent
+        while n is not None and n.id != self.scope.node.id:
+            if n.type == "if_statement":
+                cond = n.child_by_field_name("condition")
+                if cond is not None and b"!= nil" in cond.text:
+                    return True
+            n = n.parent
+        return False
 
     def _after_exhausted_loop(self, leak) -> bool:
         """`for i := 0; i < n; i++ { f, err = open(); if ... { continue }; break }` then
@@ -846,6 +876,7 @@ class _Acquire:
                         and operand.type == "identifier":
                     b = self.bindings.resolve(operand)
                     if b is not None and id(b) in handles:
+                        self.any_release = True  # run to its end, it releases itself
                         return False, True
             if guarded and self.err is not None and args is not None and fn is not None:
                 name = text(fn.child_by_field_name("field") if fn.type == "selector_expression" else fn)
@@ -881,7 +912,8 @@ class _Acquire:
 
     def _callee(self) -> str:
         if self.node.type == "composite_literal":
-            return text(self.node.child_by_field_name("type")) + "{}"
+            amp = "&" if self.node.parent is not None and self.node.parent.type == "unary_expression" else ""
+            return amp + text(self.node.child_by_field_name("type")) + "{}"
         return text(self.node.child_by_field_name("function"))
 
     def _fix(self) -> str:

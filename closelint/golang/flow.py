@@ -944,7 +944,16 @@ class Types:
             return gf.qualify(tnode)
         value = spec.child_by_field_name("value")
         if value is not None and value.named_children:
-            return facts.expression_type(gf, value.named_children[0])
+            v = value.named_children[0]
+            if v.type == "call_expression":  # var tracer = otel.Tracer("x")
+                fn = v.child_by_field_name("function")
+                if fn is not None and fn.type == "selector_expression":
+                    operand = fn.child_by_field_name("operand")
+                    path = gf.import_path(text(operand)) if operand is not None and operand.type == "identifier" \
+                        else None
+                    res = self.known.get((path, text(fn.child_by_field_name("field")))) if path else None
+                    return res[0] if res else None
+            return facts.expression_type(gf, v)
         return None
 
     def field(self, base: str, name: str) -> str | None:
