@@ -38,8 +38,6 @@ class Dep:
     workspace: bool = False       # `workspace = true`
     path: str | None = None
     git: str | None = None
-    where: tuple | None = None    # ((row, col), (row, col)) of the key in the file, 0-based
-    form: str = "inline"          # "string" | "inline" | "table" | "dotted"
 
     @property
     def path_key(self) -> tuple[str, ...]:
@@ -52,7 +50,6 @@ class Manifest:
     data: dict
     deps: list[Dep] = field(default_factory=list)
     workspace_deps: dict[str, Dep] = field(default_factory=dict)
-    positions: dict = field(default_factory=dict)  # key path -> ((row, col), (row, col), node type)
 
     @property
     def name(self) -> str | None:
@@ -82,26 +79,21 @@ class Manifest:
             return {}
         return {k: [x for x in v if isinstance(x, str)] for k, v in feats.items() if isinstance(v, list)}
 
-    def position(self, *key) -> tuple | None:
-        return self.positions.get(tuple(key))
 
-
-def parse(path: Path, data: bytes, tree=None) -> Manifest:
-    """A Manifest from bytes; ManifestError when the TOML is invalid. tree: a tree-sitter-toml tree of
-    the same bytes, for positions (optional)."""
+def parse(path: Path, data: bytes) -> Manifest:
+    """A Manifest from bytes; ManifestError when the TOML is invalid. Positions are computed apart,
+    from the file's tree-sitter tree, only for the files a finding is reported in (positions())."""
     try:
         doc = tomllib.loads(data.decode("utf-8", "replace"))
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(str(exc), _line_of(str(exc))) from None
     m = Manifest(path, doc)
-    if tree is not None:
-        m.positions = positions(tree.root_node)
     for section, kind, target in _dependency_tables(doc):
         table = _get(doc, section)
         if not isinstance(table, dict):
             continue
         for key, spec in table.items():
-            dep = _dep(key, spec, kind, target, section, m.positions)
+            dep = _dep(key, spec, kind, target, section)
             if dep is None:
                 continue
             if kind == "workspace":
@@ -143,14 +135,9 @@ def _dependency_tables(doc: dict):
         yield ("workspace", "dependencies"), "workspace", None
 
 
-def _dep(key: str, spec, kind: str, target, section: tuple, pos: dict) -> Dep | None:
-    where, form = None, "inline"
-    p = pos.get((*section, key))
-    if p is not None:
-        where = (p[0], p[1])
-        form = {"table": "table", "string": "string", "inline_table": "inline"}.get(p[2], "dotted")
+def _dep(key: str, spec, kind: str, target, section: tuple) -> Dep | None:
     if isinstance(spec, str):
-        return Dep(key, key, kind, target, section, spec, version=spec, where=where, form="string")
+        return Dep(key, key, kind, target, section, spec, version=spec)
     if not isinstance(spec, dict):
         return None
     feats = spec.get("features", ())
@@ -166,8 +153,7 @@ def _dep(key: str, spec, kind: str, target, section: tuple, pos: dict) -> Dep | 
                default_features=df, default_key=dkey, optional=spec.get("optional") is True,
                workspace=spec.get("workspace") is True,
                path=spec.get("path") if isinstance(spec.get("path"), str) else None,
-               git=spec.get("git") if isinstance(spec.get("git"), str) else None,
-               where=where, form=form)
+               git=spec.get("git") if isinstance(spec.get("git"), str) else None)
 
 
 def inherit(dep: Dep, root_dep: Dep) -> Dep:

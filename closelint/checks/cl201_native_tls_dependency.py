@@ -151,6 +151,14 @@ class _Scan:
             self.locks[path] = lk
         return self.locks[path]
 
+    def form(self, path: str, dep: mf.Dep) -> str:
+        """How a dependency is written: "string", "inline", "table" ([dependencies.x]) or "dotted"."""
+        self.position(path, dep.path_key)
+        p = self.positions.get(path, {}).get(dep.path_key)
+        if p is None:
+            return "inline"
+        return {"table": "table", "string": "string", "inline_table": "inline"}.get(p[2], "dotted")
+
     def position(self, path: str, key: tuple):
         if path not in self.positions:
             src = self.source(path)
@@ -254,14 +262,20 @@ class _Scan:
                 r = _norm(os.path.join(os.path.dirname(t), "Cargo.toml"))
                 if self.manifest(r) is not None:
                     roots.setdefault(self.root_of(r) or r)
+        covered: set = set()
         for root in roots:
-            self.project(root)
+            covered.update(self.project(root))
+        for t in targets:  # a package its workspace does not list (a test fixture, an excluded crate)
+            if os.path.basename(t) == "Cargo.toml" and t not in covered and self.manifest(t) is not None \
+                    and self.manifest(t).is_package:
+                covered.update(self.project(self.root_of(t) or t, only=[t]))
         for rep in sorted(self.reports.values(), key=lambda r: (str(r.file.path), r.span.start_point)):
             yield self.ctx.finding(rep.file, rep.span, _compose(rep), level=rep.level,
                                    related=[(f, s, m) for f, s, m in rep.related[:12]])
 
-    def project(self, root: str):
-        members = self.members(root)
+    def project(self, root: str, only=None) -> list[str]:
+        """Analyse one workspace (or lone package); returns the manifests it covered."""
+        members = only if only is not None else self.members(root)
         lock_path = _norm(os.path.join(os.path.dirname(root), "Cargo.lock"))
         lk = self.lock(lock_path) if self.opts.get("use-lock", True) and self.source(lock_path) else None
         lock_src = self.source(lock_path) if lk is not None else None
@@ -287,6 +301,7 @@ class _Scan:
                 elif chain is not None and self.opts.get("lock-chains", True):
                     self.emit_chain(v, chain, lk, lock_src)
         self.member_features(verdicts, members)
+        return members
 
     # ------------------------------------------------------------------ manifest analysis
     def analyse(self, path, m: mf.Manifest, root, root_m, lk, pkg) -> list[Verdict]:
@@ -309,8 +324,8 @@ class _Scan:
                 v.optional_path = res.deps_on.get(d.key, ())
             if pkg is not None:
                 v.lock_pkg = _dep_package(lk, pkg, eff)
-            if eff.path is not None and eff.version is None:
-                v.flag = NO  # a local package: analysed on its own
+            if eff.path is not None:
+                v.flag = NO  # a local package (workspace member or path dependency): analysed on its own
                 out.append(v)
                 continue
             locked = v.lock_pkg.version if v.lock_pkg is not None else None
@@ -447,6 +462,9 @@ class _Scan:
         pkgs = [p for p in chain[1:]]
         culprit = _culprit(pkgs, self.cat)
         chain_rows = [(p.name, self.cat.row(p.name, _ver(p.version))) for p in pkgs]
+        if v.row is None and v.flag == YES:
+            asked = [f for f in [*v.eff.features] if _NATIVE_NAME.search(f) and "rustls" not in f]
+            culprit = ("asked", asked)
         parts = [("lock", (v.eff.package, v.lock_pkg.version if v.lock_pkg else "", _chain_text(chain),
                            culprit, getattr(v, "maybe_chain", False), chain_rows)),
                  ("consequence", (sink_row, level))]
@@ -476,7 +494,7 @@ class _Scan:
         if row.always:
             parts.append(("always", (row, eff.package)))
         else:
-            if v.at_root or (v.defaults_native and not v.line_native and not v.own_paths):
+            if v.defaults_native and (v.at_root or (not v.line_native and not v.own_paths)):
                 dflt = self.cat.default_features(eff.package, v.resolved.version) or []
                 which = [f for f in dflt if f in row.native_features]
                 rustls_listed = [f for f in eff.features if "rustls" in f]
@@ -486,10 +504,10 @@ class _Scan:
             elif v.defaults_native:
                 parts.append(("defaults-too", None))
             if v.line_native:
-                parts.append(("features", v.line_native))
+                parts.append(("features", (v.line_native, v.at_root)))
             if v.own_paths:
                 parts.append(("own", v.own_paths))
-        if d.optional and v.optional_path:
+        if d.optional and v.optional_path and not v.own_paths:
             parts.append(("optional-on", v.optional_path))
         parts.append(("consequence", (row, v.level)))
         if v.level == "note":
@@ -505,7 +523,7 @@ class _Scan:
             up = self.cat.upgrade_to(eff.package, v.resolved.version) if v.resolved.version else None
             if up is not None and not row.instead:
                 return f"Upgrade to {eff.package} {lowest(up.range)} or later and use its `{up.rustls_feature}` feature."
-            return f"Use {row.instead or 'a rustls-based crate'} instead." if row.instead else \
+            return f"Use instead: {row.instead}." if row.instead else \
                 f"{eff.package} has no rustls backend in this version."
         at_root = v.at_root and v.root_path is not None
         written = v.root_dep if at_root else v.dep
@@ -525,24 +543,31 @@ class _Scan:
 
     def own_fix(self, v: Verdict) -> str:
         m = self.manifest(v.member)
-        feats_path = next(iter(v.own_paths.values()))
-        top = feats_path[0]
-        culprit = feats_path[1] if len(feats_path) > 1 and top == "default" else top
+        path = next(iter(v.own_paths.values()))
+        # path: root feature -> ... -> culprit feature -> "key/native-feature"
+        culprit = path[-2] if len(path) >= 2 else path[0]
+        parent = path[-3] if len(path) >= 3 else None
         rustls = v.row.rustls_feature
         alt = None
-        if rustls:
-            for name, vals in m.features.items():
-                if any(x in (f"{v.dep.key}/{rustls}", f"{v.dep.key}?/{rustls}") for x in vals):
+        for name, vals in m.features.items():
+            if name == culprit:
+                continue
+            for x in vals:
+                k, _, f = x.partition("/")
+                if k.rstrip("?") == v.dep.key and "rustls" in f and f not in v.row.native_features:
                     alt = name
                     break
-        if top == "default":
             if alt:
-                return (f"Put `\"{alt}\"` in place of `\"{culprit}\"` in this crate's `default` features "
-                        f"(keep `{culprit}` as an opt-in feature).")
-            target = f"`{v.dep.key}/{rustls}`" if rustls else "rustls"
-            return (f"Take `\"{culprit}\"` out of this crate's `default` features and add a feature that "
-                    f"turns on {target} instead.")
-        return f"Stop enabling `{v.dep.key}/{'`, `'.join(v.own_paths)}` from feature `{top}`."
+                break
+        target = f"`{v.dep.key}/{rustls}`" if rustls else "a rustls backend"
+        if parent is None:
+            return f"Stop enabling `{path[-1]}` from feature `{culprit}`; use {target} instead."
+        where = "this crate's `default` features" if parent == "default" else f"feature `{parent}`"
+        if alt and alt in m.features.get(parent, ()):
+            return f"Take `\"{culprit}\"` out of {where} (`{alt}` is already there) and keep it opt-in."
+        if alt:
+            return f"Put `\"{alt}\"` in place of `\"{culprit}\"` in {where} (keep `{culprit}` opt-in)."
+        return f"Take `\"{culprit}\"` out of {where} and add a feature that turns on {target} instead."
 
     def line_fix(self, v: Verdict, written: mf.Dep, at_root: bool, src) -> str:
         row, eff = v.row, v.eff
@@ -593,7 +618,7 @@ class _Scan:
                 return (f"{eff.package} {v.resolved.text} has no rustls backend: upgrade to {eff.package} "
                         f"{lowest(up.range)} or later and use `default-features = false` with its "
                         f"`{up.rustls_feature}` feature.")
-            return f"{eff.package} has no rustls backend" + (f"; use {row.instead}." if row.instead else ".")
+            return f"Use instead: {row.instead}." if row.instead else f"{eff.package} has no rustls backend."
         new_feats = feats + [f for f in added if f not in feats]
         if turn_off:
             spec = _set_key(spec, written.default_key, False, after=("version", "package", "path", "git"))
@@ -604,7 +629,8 @@ class _Scan:
                 spec.pop("features", None)
         line = render.dependency_line(written.key, spec)
         section = ".".join(render.key(k) for k in written.section)
-        if written.form == "table":
+        form = self.form(v.root_path if at_root else v.member, written)
+        if form == "table":
             changes = []
             if turn_off:
                 changes.append(f"`{written.default_key} = false`")
@@ -712,6 +738,7 @@ class _Scan:
         g.opt_in(self.opt_in_packages(lk, verdicts, member_pkgs))
         g.distances()
         out = {}
+        picked = []
         for path, vs in verdicts.items():
             pkg = member_pkgs.get(path)
             if pkg is None:
@@ -736,8 +763,20 @@ class _Scan:
             for rank, v, chain, maybe in chosen.values():
                 if maybe and v.native:
                     continue  # the verdict explains it without guessing
-                v.maybe_chain = maybe
-                out[(path, id(v))] = _extend(lk, chain)
+                picked.append((path, v, chain, maybe))
+        # A guessed chain is kept only where it is the shortest guess into the same native crate edge:
+        # the member that declares the crate closest to it is the likelier cause (one workspace member
+        # asking pq-sys for `bundled` does not make every diesel user link OpenSSL).
+        shortest: dict = {}
+        for path, v, chain, maybe in picked:
+            if maybe:
+                e = g.culprit_edge(chain)
+                shortest[e] = min(shortest.get(e, len(chain)), len(chain))
+        for path, v, chain, maybe in picked:
+            if maybe and len(chain) > shortest[g.culprit_edge(chain)]:
+                continue
+            v.maybe_chain = maybe
+            out[(path, id(v))] = _extend(lk, chain)
         return out
 
     def opt_in_packages(self, lk, verdicts, member_pkgs) -> set:
@@ -790,7 +829,7 @@ class _Graph:
 
     def step(self, p: int, f: int, c: int):
         """(child's flag, maybe edge) or None when the edge is not taken."""
-        pk, ck = self.lk.packages[p], self.lk.packages[c]
+        ck = self.lk.packages[c]
         if ck.is_local:
             return None
         row = self.rows[p]
@@ -839,7 +878,24 @@ class _Graph:
                     queue.append(s)
 
     def opt_in(self, packages):
-        self.optin = set(packages) - self.explained
+        """Packages whose TLS a member's opt-in feature may turn on: the opted-in packages and all they
+        may ask in turn."""
+        seen = set()
+        queue = deque((p, YES) for p in packages)
+        optin = set()
+        while queue:
+            s = queue.popleft()
+            if s in seen:
+                continue
+            seen.add(s)
+            p, f = s
+            if f != NO:
+                optin.add(p)
+            for c in self.lk.packages[p].deps:
+                t = self.step(p, f, c)
+                if t is not None and (c, t[0]) not in seen:
+                    queue.append((c, t[0]))
+        self.optin = optin - self.explained
 
     def distances(self):
         n = len(self.lk.packages)
@@ -857,6 +913,13 @@ class _Graph:
                         rev_exact[b].append(a)
         self.next_exact = _bfs(rev_exact, self.sink, n)
         self.next_any = _bfs(rev_any, self.sink, n)
+
+    def culprit_edge(self, chain) -> tuple:
+        """The edge into the first native crate of a chain (chain[0] is the member)."""
+        for k in range(1, len(chain)):
+            if self.native_crate[chain[k].index]:
+                return (chain[k - 1].index, chain[k].index)
+        return (chain[-2].index, chain[-1].index)
 
     def chain(self, p: int, f: int):
         for nxt, maybe in ((self.next_exact, False), (self.next_any, True)):
@@ -916,16 +979,6 @@ def _extend(lk, chain):
     return chain
 
 
-def _known_before_native(chain_rows):
-    """The table crate right before the native crates of a chain (reqwest in x -> reqwest -> native-tls)."""
-    prev = None
-    for name, row in chain_rows:
-        if name in SINKS or (row is not None and row.always):
-            return prev
-        prev = name if row is not None else None
-    return None
-
-
 def _culprit(pkgs, cat):
     """The crate that turns native TLS on in a chain (the member's dependency first): the crate just
     before the native crates, or, when that one is in the table (reqwest) and so only does what it is
@@ -970,17 +1023,22 @@ def _compose(rep: Report) -> str:
         crate, version, chain, culprit, maybe, chain_pkgs = parts["lock"]
         names = chain.split(" -> ")
         text = f"{head}{crate} {version}: Cargo.lock resolves {chain}, so it {effect}."
-        if culprit is not None and culprit.name != crate:
-            text += (f" {culprit.name} turns that on" + (" (no other crate in the lock asks for it)" if maybe else "")
-                     + f"; closelint's table does not know it: look for a rustls feature of {culprit.name} "
-                     f"(or of {crate}) with `default-features = false`, and check "
-                     f"`cargo tree -e features -i {names[-1]}`.")
-        else:
-            known = _known_before_native(chain_pkgs)
-            if known is not None and known != crate:
-                text += f" {crate} turns on {known}'s native TLS."
-            text += (f" closelint's table does not know {crate}: look for its rustls feature (with "
-                     f"`default-features = false`), and check `cargo tree -e features -i {names[-1]}`.")
+        if isinstance(culprit, tuple):
+            feats = ", ".join(f"`{f}`" for f in culprit[1]) or "native TLS"
+            return (text + f" This line asks {crate} for {feats}: use its rustls feature instead (check "
+                    f"`cargo tree -e features -i {names[-1]}`).")
+        k = next((i for i, (n, row) in enumerate(chain_pkgs) if n in SINKS or (row is not None and row.always)),
+                 len(chain_pkgs) - 1)
+        prev = chain_pkgs[k - 1] if k > 0 else None
+        native = chain_pkgs[k][0]
+        who = culprit.name if culprit is not None else crate
+        if prev is not None and prev[1] is not None:
+            text += f" {who} turns on {prev[0]}'s native TLS"
+            text += " (nothing else in the lock asks it to)." if maybe else "."
+        elif prev is not None:
+            text += f" {prev[0]} depends on {native}."
+        text += (f" Check which feature of {crate} pulls it in (`cargo tree -e features -i {names[-1]}`) and use "
+                 f"its rustls option if it has one (with `default-features = false`).")
         return text
     key, package, resolved = parts["crate"]
     name = package if key == package else f"{key} (package {package})"
@@ -992,7 +1050,9 @@ def _compose(rep: Report) -> str:
     if "always" in parts:
         row, _ = parts["always"]
         if row.name in _TLS_CRATES:
-            return f"{head}{desc} {effect}. {parts['fix']}".strip()
+            on = (f", switched on by this crate's default features ({' -> '.join(parts['optional-on'])}),"
+                  if "optional-on" in parts else "")
+            return f"{head}{desc}{on} {effect}. {parts['fix']}".strip()
         causes.append("this version always builds native TLS")
     if "defaults" in parts:
         which, rustls_listed, dkey, from_root, ignored = parts["defaults"]
@@ -1012,8 +1072,9 @@ def _compose(rep: Report) -> str:
     if "defaults-too" in parts:
         causes.append("its default features stay on")
     if "features" in parts:
-        feats = parts["features"]
-        causes.append(("feature " if len(feats) == 1 else "features ") + ", ".join(f"`{f}`" for f in feats))
+        feats, at_root = parts["features"]
+        c = ("feature " if len(feats) == 1 else "features ") + ", ".join(f"`{f}`" for f in feats)
+        causes.append(f"the [workspace.dependencies] entry enables {c}" if at_root else c)
     if "optional-on" in parts:
         causes.append(f"this crate's default features switch it on ({' -> '.join(parts['optional-on'])})")
     if "own" in parts:
