@@ -103,6 +103,7 @@ class _Scan:
         self.cat = cat
         self.opts = ctx.options
         self.files = {_norm(f.path): f for f in ctx.files}
+        self.missing: set = set()
         self.manifests: dict[str, mf.Manifest | None] = {}
         self.locks: dict[str, lockfile.Lock | None] = {}
         self.positions: dict[str, dict] = {}
@@ -112,9 +113,11 @@ class _Scan:
     # ------------------------------------------------------------------ files
     def source(self, path: str):
         f = self.files.get(path)
-        if f is None:
-            f = self.ctx.read(Path(path))
-            if f is not None:
+        if f is None and path not in self.missing:
+            f = self.ctx.read(Path(path)) if os.path.isfile(path) else None
+            if f is None:
+                self.missing.add(path)
+            else:
                 self.files[path] = f
         return f
 
@@ -289,7 +292,8 @@ class _Scan:
             pkg = _member_package(lk, m, root_m) if lk is not None else None
             member_pkgs[path] = pkg
             verdicts[path] = self.analyse(path, m, root, root_m, lk, pkg)
-        chains = self.lock_chains(lk, verdicts, member_pkgs) if lk is not None else {}
+        chains = self.lock_chains(lk, verdicts, member_pkgs) \
+            if lk is not None and any(p is not None for p in member_pkgs.values()) else {}
         for path, vs in verdicts.items():
             for v in vs:
                 chain = chains.get((path, id(v)))
