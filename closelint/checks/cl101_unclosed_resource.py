@@ -858,6 +858,11 @@ class _Acquire:
                 elif left is not None and left.type == "nil":
                     other = right
                 if other is None:
+                    # err == io.EOF, err == sql.ErrNoRows: true only when err is not nil
+                    for a, b in ((left, right), (right, left)):
+                        if guarded and op == "==" and a is not None and a.type == "identifier" \
+                                and self.bindings.resolve(a) is self.err and self.err is not None:
+                            return True, False
                     return False, False
                 kind = self._nil_subject(other, guarded, handles)
                 if kind is None:

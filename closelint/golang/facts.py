@@ -319,10 +319,11 @@ def scope_at(ctx, node) -> Scope | None:
 
 def _decl_scopes(gofile: GoFile, decl, by_node: dict, cache: dict):
     """Scopes of one top-level declaration (or package-level function literal) and its literals."""
+    from closelint import parsing
+
     count = 0
-    for node in walk(decl):
-        if node.type not in FUNC_NODES:
-            continue
+    literals = parsing.captures("go", "(func_literal) @f", decl).get("f", [])  # C-side, document order
+    for node in [decl, *(n for n in literals if n.id != decl.id)]:
         parent = None
         for anc in _ancestors(node):
             if anc.type in FUNC_NODES:
