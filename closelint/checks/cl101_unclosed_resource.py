@@ -313,7 +313,24 @@ class _Acquire:
                 entry = cat.methods.get((et.lstrip("*"), name))
                 if entry is not None:
                     break
+        if entry is None and "." not in base:
+            entry = self._interface_method(base, name)
         return entry
+
+    def _interface_method(self, base, name) -> Entry | None:
+        """An interface of this package whose method returns a catalog resource type, written out:
+        `type doer interface { Do(*http.Request) (*http.Response, error) }` -> c.Do(req) acquires."""
+        decl = self.ctx.package.type_defs.get(base, "")
+        if not decl.startswith("interface"):
+            return None
+        m = re.search(r"(?m)^\s*" + re.escape(name) + r"\(([^()]|\([^()]*\))*\)\s*\(?\s*([^,()\n]+)", decl)
+        if m is None:
+            return None
+        first = m.group(2).strip()
+        for e in {id(e): e for (r, n), e in self.cat.methods.items() if n == name}.values():
+            if e.rtype and isinstance(e.result, int) and e.result == 0 and e.rtype == first:
+                return e
+        return None
 
     # ---- analysis
 
