@@ -131,3 +131,23 @@ def test_broken_symlink_named_explicitly(repo):
     os.symlink("nowhere.go", repo / "dangling.go")
     r = scan(repo, "dangling.go", "good/leak.go")
     assert r.returncode == 1 and "dangling.go" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_broken_toml_named_once_and_scan_goes_on(repo):
+    (repo / "a").mkdir()
+    (repo / "a" / "Cargo.toml").write_text('[package]\nname = "a"\n[dependencies]\nreqwest = { version = "0.11"\n')
+    (repo / "b").mkdir()
+    (repo / "b" / "Cargo.toml").write_text('[package]\nname = "b"\nversion = "0.1.0"\n\n[dependencies]\nreqwest = "0.11"\n')
+    out = notified(repo, "a/Cargo.toml")
+    assert "invalid TOML" in out["stderr"]
+    assert any(x["ruleId"] == "CL201" for x in out["results"]), "the other manifest was analysed"
+
+
+def test_deep_rust_nesting(repo):
+    n = 20_000
+    (repo / "deep.rs").write_text("fn main() {\n    let x = " + "(" * n + "1" + ")" * n + ";\n"
+                                  "    loop { let v = Box::new(x); Box::leak(v); }\n}\n"
+                                  "fn g() {" + "{" * n + "}" * n + "}\n")
+    r = scan(repo, "--format", "json")
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    assert r.returncode == 1
