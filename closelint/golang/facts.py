@@ -322,7 +322,8 @@ def _decl_scopes(gofile: GoFile, decl, by_node: dict, cache: dict):
     from closelint import parsing
 
     count = 0
-    literals = parsing.captures("go", "(func_literal) @f", decl).get("f", [])  # C-side, document order
+    literals = parsing.captures("go", "(func_literal) @f", decl).get("f", [])  # C-side
+    literals.sort(key=lambda n: n.start_byte)  # outer literals before the ones they hold
     for node in [decl, *(n for n in literals if n.id != decl.id)]:
         parent = None
         for anc in _ancestors(node):
