@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 from closelint.cargo import cfg
 from closelint.cargo.semver import SemverError, Version, lowest, parse_requirement, parse_version
@@ -58,28 +59,45 @@ class Row:
         return frozenset(names | set(self.native_features))
 
 
+def _is_glob(name: str) -> bool:
+    return any(ch in name for ch in "*?[")
+
+
 @dataclass
 class Catalog:
+    """Rows by crate name. A row's name may be a glob (`rusoto_*`): exact names win, and a
+    [[not-native]] row keeps a crate out of a glob."""
+
     rows: dict[str, list[Row]]
     defaults: dict[str, list[tuple[object, list[str]]]]
     not_native: dict[str, list[object]]
     errors: list[str]
 
+    def _rows_for(self, name: str) -> list[Row]:
+        exact = self.rows.get(name)
+        if exact:
+            return exact
+        if name in self.not_native:
+            return []
+        return [r for pat, rows in self.rows.items() if _is_glob(pat) and fnmatchcase(name, pat) for r in rows]
+
     def row(self, name: str, version: Version | None) -> Row | None:
-        for r in self.rows.get(name, ()):
+        for r in self._rows_for(name):
             if version is not None and version in r.range:
                 return r
         return None
 
     def newest(self, name: str) -> Row | None:
-        rows = self.rows.get(name, ())
+        rows = self._rows_for(name)
         unbounded = [r for r in rows if r.range.high is None]
         if unbounded:
             return max(unbounded, key=lambda r: r.range.low)
         return max(rows, key=lambda r: r.range.high) if rows else None
 
     def default_features(self, name: str, version: Version | None) -> list[str] | None:
-        for rng, feats in self.defaults.get(name, ()):
+        entries = self.defaults.get(name) or [e for pat, es in self.defaults.items()
+                                              if _is_glob(pat) and fnmatchcase(name, pat) for e in es]
+        for rng, feats in entries:
             if version is not None and version in rng:
                 return feats
         return None
@@ -89,7 +107,7 @@ class Catalog:
 
     def upgrade_to(self, name: str, after: Version) -> Row | None:
         """The first row above `after` that has a rustls backend."""
-        cands = [r for r in self.rows.get(name, ()) if r.rustls_feature and not r.always
+        cands = [r for r in self._rows_for(name) if r.rustls_feature and not r.always
                  and r.range.low > after]
         return min(cands, key=lambda r: r.range.low) if cands else None
 
