@@ -85,6 +85,7 @@ class Verdict:
     line_native: list = field(default_factory=list)  # native features written on the line
     defaults_native: bool = False
     optional_path: tuple = ()    # how the crate's own default features switch an optional dep on
+    unified: bool = False        # a dev-dependency whose features resolver 1 applies to the normal build
 
 
 @dataclass
@@ -310,6 +311,11 @@ class _Scan:
     # ------------------------------------------------------------------ manifest analysis
     def analyse(self, path, m: mf.Manifest, root, root_m, lk, pkg) -> list[Verdict]:
         res = features.resolve(m)
+        # With Cargo's feature resolver 1, a dev-dependency's features also apply to the normal build
+        # of a crate that is a normal dependency too.
+        v1 = _resolver(root_m if root_m is not None else m) == "1"
+        normal = {d.package if not d.workspace or root_m is None or d.key not in root_m.workspace_deps
+                  else root_m.workspace_deps[d.key].package for d in m.deps if d.kind != "dev"}
         out = []
         for d in m.deps:
             root_dep = None
@@ -343,6 +349,9 @@ class _Scan:
                 out.append(v)
                 continue
             self.judge(v, res)
+            if v.level == "note" and d.kind == "dev" and v1 and eff.package in normal \
+                    and cfg.platforms(d.target) & v.row.platforms & cfg.OPENSSL_LIKE:
+                v.level, v.unified = "error", True
             out.append(v)
         return out
 
@@ -514,6 +523,8 @@ class _Scan:
         if d.optional and v.optional_path and not v.own_paths:
             parts.append(("optional-on", v.optional_path))
         parts.append(("consequence", (row, v.level)))
+        if v.unified:
+            parts.append(("unified", None))
         if v.level == "note":
             parts.append(("context", "dev" if d.kind == "dev" else "platform"))
         if v.resolved.caveat:
@@ -1086,6 +1097,9 @@ def _compose(rep: Report) -> str:
         p = next(iter(paths.values()))
         causes.append(f"this crate's own features turn on `{next(iter(paths))}` ({' -> '.join(p)})")
     text = f"{head}{desc}: {'; '.join(causes)}, so it {effect}"
+    if "unified" in parts:
+        text += (" (a dev-dependency, but Cargo's resolver 1 applies its features to the normal build too; "
+                 "`resolver = \"2\"` keeps them apart)")
     if "chain" in parts:
         text += f" (Cargo.lock: {parts['chain']})"
     if "caveat" in parts:
@@ -1164,6 +1178,21 @@ def _set_key(spec: dict, key: str, value, after=()) -> dict:
         if k == anchor:
             out[key] = value
     return out
+
+
+def _resolver(m: mf.Manifest) -> str:
+    """Cargo's feature resolver for a workspace root or lone package: "1" or "2"."""
+    ws = m.workspace or {}
+    pkg = m.data.get("package") if isinstance(m.data.get("package"), dict) else None
+    explicit = ws.get("resolver") or (pkg or {}).get("resolver")
+    if isinstance(explicit, str):
+        return "1" if explicit == "1" else "2"
+    edition = (pkg or {}).get("edition")
+    if isinstance(edition, dict):  # edition.workspace = true
+        edition = ((ws.get("package") or {}).get("edition"))
+    if pkg is None:
+        return "1"  # a virtual workspace without `resolver` uses resolver 1
+    return "2" if isinstance(edition, str) and edition >= "2021" else "1"
 
 
 def _unknown_flag(dep: mf.Dep, own: dict) -> int:
