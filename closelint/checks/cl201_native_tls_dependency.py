@@ -86,6 +86,7 @@ class Verdict:
     defaults_native: bool = False
     optional_path: tuple = ()    # how the crate's own default features switch an optional dep on
     unified: bool = False        # a dev-dependency whose features resolver 1 applies to the normal build
+    maybe_chain: bool = False    # its lock chain rests on a guess about a crate the table lacks
 
 
 @dataclass
@@ -479,7 +480,7 @@ class _Scan:
             asked = [f for f in [*v.eff.features] if _NATIVE_NAME.search(f) and "rustls" not in f]
             culprit = ("asked", asked)
         parts = [("lock", (v.eff.package, v.lock_pkg.version if v.lock_pkg else "", _chain_text(chain),
-                           culprit, getattr(v, "maybe_chain", False), chain_rows)),
+                           culprit, v.maybe_chain, chain_rows)),
                  ("consequence", (sink_row, level))]
         if level == "note":
             parts.append(("context", "dev" if kind == "dev" else "platform"))
@@ -545,14 +546,12 @@ class _Scan:
         fix = []
         if v.own_paths:
             fix.append(self.own_fix(v))
-        line_change = (v.line_native and not at_root) or (v.defaults_native and (at_root or written is v.dep and
-                                                                                 not v.dep.workspace))
-        if v.dep.workspace and not at_root and v.defaults_native and v.root_dep is not None \
-                and v.root_dep.default_features is False and v.dep.default_features is True:
-            line_change = True
-        if at_root and v.line_native:
-            line_change = True
-        if line_change or (at_root and v.defaults_native):
+        if at_root:
+            needs_line = v.defaults_native or bool(v.line_native)
+        else:  # a member that inherits can only change its own features, or defaults the root left off
+            needs_line = bool(v.line_native) or (v.defaults_native and (
+                not v.dep.workspace or v.dep.default_features is True))
+        if needs_line:
             fix.append(self.line_fix(v, written, at_root, src))
         return " ".join(x for x in fix if x)
 
