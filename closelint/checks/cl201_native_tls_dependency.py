@@ -39,7 +39,8 @@ LEVEL_RANK = {"note": 0, "warning": 1, "error": 2}
 SINKS = ("native-tls", "openssl-sys")
 YES, MAYBE, NO = 0, 1, 2
 # A feature name that asks for native TLS (for crates the table does not know).
-_NATIVE_NAME = re.compile(r"(native[-_]?tls|openssl|(?<![a-z])ssl|nativetls|(?<!rust)(?<!rustls-)tls-native)", re.I)
+_NATIVE_NAME = re.compile(r"(native[-_]?tls|openssl|(?<![a-z])(?<!verify-)ssl(?![a-z])|(?<!rus)(?<!rustls-)tls-native)",
+                          re.I)
 
 
 class Span:
