@@ -422,6 +422,9 @@ def _unbuffered_send(ctx, start, names, messages):
         if chan not in makes:
             continue
         owner, mk = makes[chan]
+        if owner.declaration.function is not None and owner.declaration.function.name == "main" \
+                and not owner.declaration.function.receiver:
+            continue  # when main returns, the process ends
         if len(mk) != 1 or not mk[0].unbuffered:
             continue
         senders = [st for st in gr.go_statements(ctx) if _inside(st.node, owner.node)
@@ -444,6 +447,8 @@ def _unbuffered_send(ctx, start, names, messages):
             related = [blocked, made, (owner.file.source, arm, f"the parent can leave through `{escape}` here")]
         elif uses.plain and not uses.escapes and not uses.waits:
             first = min(uses.plain, key=lambda n: n.start_byte)
+            if _exits_process_after(owner, first):
+                continue  # `fmt.Println(<-errc); os.Exit(1)`: nothing outlives the process
             many = _count(senders) > 1
             early = _early_return(owner, start, first, uses.plain, many)
             if early is not None:
@@ -575,6 +580,16 @@ def _early_return(owner, start, first, receives, many):
             if not any(_inside(start.node, lp) for lp in recv_loops):
                 return n
     return None
+
+
+def _exits_process_after(owner, node) -> bool:
+    """A call that ends the process (os.Exit, log.Fatal) follows node in the owner's own body."""
+    for n in walk(owner.body, prune=lambda x: x.type == "func_literal"):
+        if n.type == "call_expression" and n.start_byte > node.end_byte and facts.is_terminator(owner.file, n):
+            pkg, name = facts.call_name(owner.file, n)
+            if (pkg, name) != ("", "panic"):
+                return True
+    return False
 
 
 def _same_path(a, b) -> bool:
