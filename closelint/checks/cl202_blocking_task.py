@@ -8,13 +8,16 @@ from closelint.rust.facts; this module decides whether the body's loop can end, 
 from __future__ import annotations
 
 from closelint.rust.facts import (
-    BODY_BOUNDARIES, LOOPS, call_fate, callee_name, compact, facts, macro_name, strip_parens, words,
+    BODY_BOUNDARIES, LOOPS, TooDeep, call_fate, callee_name, compact, facts, macro_name, strip_parens,
+    up, words,
 )
-from closelint.treeutil import ancestors, text, walk
+from closelint.treeutil import text, walk
 
 TOKENS = (b"spawn",)
 
 _MAX_DEPTH = 3  # how many calls deep a task's body is followed into the unit's functions
+_MAX_LOOPS = 16  # loops looked at per task (each one walks its body)
+_MAX_NODES = 20_000  # nodes walked per loop; a bigger loop is left alone
 
 
 class _Cfg:
@@ -138,7 +141,11 @@ def _stored_in_fields(sp) -> set:
             if n.start_byte > p.end_byte and n.type == "identifier" and text(n) in names:
                 nodes.append(n)
     for n in nodes:
-        for a in ancestors(n):
+        try:
+            chain = list(up(n, limit=64))
+        except TooDeep:
+            continue
+        for a in chain:
             if a.type in ("expression_statement", "let_declaration", "block"):
                 break
             if a.type == "assignment_expression":
@@ -192,6 +199,7 @@ def _forever_loop(uf, sp, cfg):
     queue = [(rf, node, fn, []) for rf, node, fn in uf.task_roots(sp)]
     seen = set()
     candidates = []
+    budget = [_MAX_LOOPS]
     while queue:
         rf, body, fn, via = queue.pop(0)
         if body is None or body in seen:
@@ -205,8 +213,10 @@ def _forever_loop(uf, sp, cfg):
                 for tok in n.children:
                     if tok.type == "identifier" and _is_stop(text(tok), cfg):
                         return None
-            if n.type == "loop_expression" or (
-                    n.type == "while_expression" and text(n.child_by_field_name("condition")) == "true"):
+            if (n.type == "loop_expression" or (
+                    n.type == "while_expression" and text(n.child_by_field_name("condition")) == "true")) \
+                    and budget[0] > 0:
+                budget[0] -= 1
                 wait = _endless(n, cfg)
                 if wait is not None:
                     candidates.append((rf, n, wait, via))
@@ -226,11 +236,15 @@ def _spawn_args(uf):
 
 
 def _inside(node, spawn_args, body) -> bool:
-    for a in ancestors(node):
-        if a == body:
-            return False
-        if a in spawn_args:
-            return True
+    """node is inside another spawn's body (or too deep to tell) within body."""
+    try:
+        for a in up(node):
+            if a == body:
+                return False
+            if a in spawn_args:
+                return True
+    except TooDeep:
+        return True
     return False
 
 
@@ -245,7 +259,9 @@ def _endless(loop, cfg):
     body = loop.child_by_field_name("body")
     if body is None:
         return None
-    for n in walk(body, prune=lambda n: n.type in BODY_BOUNDARIES):
+    for count, n in enumerate(walk(body, prune=lambda n: n.type in BODY_BOUNDARIES)):
+        if count > _MAX_NODES:
+            return None
         t = n.type
         if t in ("return_expression", "try_expression"):
             return None
@@ -287,16 +303,19 @@ def _label_of(brk) -> str:
 def _breaks_out(node, loop, label: str) -> bool:
     """A `break` at node (with its label, or none) leaves `loop`: an unlabelled break whose nearest
     loop is ours, or a labelled one naming ours or a loop (or block) around it."""
-    for a in ancestors(node):
-        if a.type in BODY_BOUNDARIES:
-            return False
-        if label:
-            if a.type in LOOPS or a.type == "block":
-                lab = next((c for c in a.children if c.type == "label"), None)
-                if lab is not None and text(lab) == label:
-                    return a == loop or any(b == a for b in ancestors(loop))
-        elif a.type in LOOPS:
-            return a == loop
+    try:
+        for a in up(node):
+            if a.type in BODY_BOUNDARIES:
+                return False
+            if label:
+                if a.type in LOOPS or a.type == "block":
+                    lab = next((c for c in a.children if c.type == "label"), None)
+                    if lab is not None and text(lab) == label:
+                        return a == loop or any(b == a for b in up(loop))
+            elif a.type in LOOPS:
+                return a == loop
+    except TooDeep:
+        return True  # cannot tell: take it as a way out
     return False
 
 

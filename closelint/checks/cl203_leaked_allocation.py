@@ -12,7 +12,7 @@ from closelint import parsing
 from closelint.rust.facts import (
     callee_name, compact, facts, identifiers_in_pattern, macro_name, strip_parens, type_head,
 )
-from closelint.treeutil import ancestors, text, walk
+from closelint.treeutil import text, walk
 
 TOKENS = (b"leak", b"forget", b"ManuallyDrop")
 

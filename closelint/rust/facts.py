@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from closelint import parsing
-from closelint.treeutil import ancestors, text, walk
+from closelint.treeutil import text, walk
 
 KEY = "closelint.rust.facts"
 
@@ -48,6 +48,28 @@ _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
 _ACRONYM = re.compile(r"([A-Z]+)([A-Z][a-z])")
 _WS = re.compile(r"\s+")
 _GENERIC_ARGS = re.compile(r"::<[^()]*?>")
+
+
+# How far up the rules look from a node. tree-sitter finds a node's parent by walking down from the
+# root, so a walk up from depth d costs d*d: past this many levels (generated or pathological code)
+# the facts say "too deep" and the rules stay silent instead of taking minutes.
+MAX_UP = 400
+
+
+class TooDeep(Exception):
+    """A node sits more than MAX_UP levels under what a rule looks for."""
+
+
+def up(node, limit: int = MAX_UP):
+    """node's ancestors, innermost first; raises TooDeep after `limit` of them."""
+    n = node.parent
+    i = 0
+    while n is not None:
+        yield n
+        i += 1
+        if i >= limit:
+            raise TooDeep
+        n = n.parent
 
 
 # ------------------------------------------------------------------------------------ vocabulary
@@ -365,7 +387,11 @@ class UnitFacts:
         for node in fns:
             impl_type = None
             test = rf.is_test_file
-            for a in ancestors(node):
+            try:
+                chain = list(up(node))
+            except TooDeep:
+                continue  # a function nested this deep is left out of the index
+            for a in chain:
                 if a.type == "impl_item" and impl_type is None:
                     t = a.child_by_field_name("type")
                     impl_type = type_head(t, unwrap=())[0] if t is not None else None
@@ -395,9 +421,12 @@ class UnitFacts:
             self._fn_by_node[node] = fn
 
     def fn_of(self, node) -> Fn | None:
-        for a in ancestors(node):
-            if a.type == "function_item":
-                return self._fn_by_node.get(a)
+        try:
+            for a in up(node):
+                if a.type == "function_item":
+                    return self._fn_by_node.get(a)
+        except TooDeep:
+            pass
         return None
 
     def per_request(self, fn: Fn) -> str:
@@ -727,14 +756,22 @@ class UnitFacts:
     # ------------------------------------------------------------------------------------ where
 
     def where(self, rf: RustFile, node) -> Where:
-        """Where node sits: walks its ancestors once, up to (and through) its function item."""
+        """Where node sits: walks its ancestors once, up to (and through) its function item. A node
+        too deep to place is reported as test code: the rules stay silent about it."""
+        try:
+            return self._where(rf, node)
+        except TooDeep:
+            return Where(test=True)
+
+    def _where(self, rf: RustFile, node) -> Where:
         w = Where()
         child = node
-        for a in ancestors(node):
+        chain = list(up(node))  # once: each .parent walks down from the root
+        for i, a in enumerate(chain):
             t = a.type
             if t in LOOPS:
                 if _in_loop_body(a, child):
-                    w.loops.append(self.classify_loop(a, node))
+                    w.loops.append(self.classify_loop(a, node, chain[:i]))
             elif t in ("closure_expression", "async_block"):
                 sp = self.spawn_of_arg(a)
                 if sp is not None and w.task is None:
@@ -792,12 +829,12 @@ class UnitFacts:
                 return entry
         return ""
 
-    def classify_loop(self, loop, node=None) -> LoopInfo:
+    def classify_loop(self, loop, node=None, path=None) -> LoopInfo:
         """How often a loop's body runs: per item received or connection accepted, forever, over a
         collection, or a fixed number of times. reason is a noun phrase ("a loop over
         `listener.accept()`"), noun what one turn stands for ("connection", "peer", "item")."""
         sources = set(self.vocab.item_sources)
-        once = node is not None and _leaves_after(loop, node)
+        once = node is not None and _leaves_after(loop, node, path)
         if loop.type == "for_expression":
             pat, value = loop.child_by_field_name("pattern"), loop.child_by_field_name("value")
             src = _source_call(value, sources)
@@ -919,12 +956,13 @@ def _in_loop_body(loop, child) -> bool:
     return False
 
 
-def _leaves_after(loop, node) -> bool:
+def _leaves_after(loop, node, path=None) -> bool:
     """After the statement holding node, the loop is left at once (`spawn(..); break;`, `return`): a
-    retry or connect loop that does the thing once, not once per iteration."""
+    retry or connect loop that does the thing once, not once per iteration. path: node's ancestors
+    below the loop, when the caller has them."""
     found = False
     cur = node
-    for a in ancestors(node):
+    for a in (path + [loop] if path is not None else up(node)):  # TooDeep: where() skips the node
         if a == loop:
             return found
         if a.type in LOOPS or a.type in BODY_BOUNDARIES:
@@ -1010,7 +1048,7 @@ def _bounded_value(value, loop) -> bool:
         name = text(v)
         if name.isupper():
             return True  # a const or static table
-        fn = next((a for a in ancestors(loop) if a.type == "function_item"), None)
+        fn = next((a for a in up(loop) if a.type == "function_item"), None)
         if fn is not None:
             val = _let_value_node(fn, name, loop.start_byte)
             val = strip_parens(val)
@@ -1130,7 +1168,10 @@ def _fate(call, rf) -> str:
 
 
 def _binding_fate(let, name: str) -> str:
-    fn = next((a for a in ancestors(let) if a.type in ("function_item", "closure_expression")), None)
+    try:
+        fn = next((a for a in up(let) if a.type in ("function_item", "closure_expression")), None)
+    except TooDeep:
+        return "kept"
     scope = let.parent
     if fn is None or scope is None:
         return "kept"
