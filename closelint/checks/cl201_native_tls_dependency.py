@@ -107,6 +107,8 @@ class _Scan:
         self.opts = ctx.options
         self.files = {_norm(f.path): f for f in ctx.files}
         self.missing: set = set()
+        self.local_memo: dict = {}
+        self.current_lock = None
         self.manifests: dict[str, mf.Manifest | None] = {}
         self.locks: dict[str, lockfile.Lock | None] = {}
         self.positions: dict[str, dict] = {}
@@ -286,6 +288,7 @@ class _Scan:
         lk = self.lock(lock_path) if self.opts.get("use-lock", True) and self.source(lock_path) else None
         lock_src = self.source(lock_path) if lk is not None else None
         root_m = self.manifest(root)
+        self.current_lock, self.local_memo = lk, {}
         verdicts: dict[str, list[Verdict]] = {}
         member_pkgs: dict[str, object] = {}
         for path in members:
@@ -295,6 +298,7 @@ class _Scan:
             pkg = _member_package(lk, m, root_m) if lk is not None else None
             member_pkgs[path] = pkg
             verdicts[path] = self.analyse(path, m, root, root_m, lk, pkg)
+        flagged: set = set()
         chains = self.lock_chains(lk, verdicts, member_pkgs) \
             if lk is not None and any(p is not None for p in member_pkgs.values()) else {}
         for path, vs in verdicts.items():
@@ -305,9 +309,12 @@ class _Scan:
                             and chain is None and not self._reaches_sink(lk, v.lock_pkg):
                         continue  # the lock, which has every feature on, never reaches native TLS
                     self.emit_verdict(v, chain, lk, lock_src)
+                    flagged.add(v.eff.package)
+                    if v.lock_pkg is not None:
+                        flagged.update(_descendants(lk, v.lock_pkg))
                 elif chain is not None and self.opts.get("lock-chains", True):
                     self.emit_chain(v, chain, lk, lock_src)
-        self.member_features(verdicts, members)
+        self.member_features(verdicts, members, flagged)
         return members
 
     # ------------------------------------------------------------------ manifest analysis
@@ -663,39 +670,89 @@ class _Scan:
         return text + "."
 
     # ------------------------------------------------------------------ member features
-    def member_features(self, verdicts, members):
-        """A member asking another workspace member for a feature that turns native TLS on there."""
-        by_name = {}
-        for path in members:
-            m = self.manifest(path)
-            if m is not None and m.is_package:
-                by_name[m.name] = path
+    def local_native(self, path: str, requested, default: bool, depth: int = 0) -> dict:
+        """Native dependencies that a build of the local package at path turns on when a dependent asks
+        it for `requested` (and its defaults when default), following other local packages (path
+        dependencies) the way Cargo passes features on:
+        {(manifest, dep key): (local crates on the way, the dependency, row, what turns it on)}."""
+        key = (path, frozenset(requested), default)
+        if key in self.local_memo:
+            return self.local_memo[key]
+        self.local_memo[key] = {}  # a cycle of path dependencies ends here
+        m = self.manifest(path)
+        if m is None or not m.is_package or depth > 32:
+            return {}
+        root = self.root_of(path)
+        root_m = self.manifest(root) if root is not None else None
+        res = features.resolve(m, requested, default)
+        out: dict = {}
+        for od in m.deps:
+            if od.kind == "dev":
+                continue
+            eff, base = od, os.path.dirname(path)
+            if od.workspace:
+                rd = root_m.workspace_deps.get(od.key) if root_m is not None else None
+                if rd is None:
+                    continue
+                eff, base = mf.inherit(od, rd), os.path.dirname(root)
+            if eff.optional and od.key not in res.deps_on:
+                continue
+            feats = set(eff.features) | set(res.dep_features.get(od.key, {}))
+            dflt = eff.default_features is not False or "default" in feats
+            if eff.path is not None:
+                sub = _norm(os.path.join(base, eff.path, "Cargo.toml"))
+                for k, (hops, found, row, what) in self.local_native(
+                        sub, tuple(sorted(feats - {"default"})), dflt, depth + 1).items():
+                    out.setdefault(k, ([m.name, *hops], found, row, what))
+                continue
+            locked = self.locked_version(eff.package, eff.version)
+            row, _ = version_of(self.cat, eff.package, eff.version, locked)
+            if row is None:
+                continue
+            nf = sorted(feats & row.native_features)
+            if row.always or nf or (dflt and row.default_native):
+                what = "" if row.always else (", ".join(f"`{f}`" for f in nf) if nf else "its default features")
+                out[(path, od.key)] = ([m.name], od, row, what)
+        self.local_memo[key] = out
+        return out
+
+    def locked_version(self, name: str, requirement: str | None) -> str | None:
+        """The version of a crate in the current project's Cargo.lock, when that is unambiguous."""
+        lk = self.current_lock
+        if lk is None:
+            return None
+        cands = [p.version for p in lk.by_name.get(name, ()) if not p.is_local]
+        if len(cands) > 1 and requirement:
+            try:
+                rng = parse_requirement(requirement)
+                cands = [c for c in cands if _ver(c) is not None and _ver(c) in rng]
+            except SemverError:
+                pass
+        return cands[0] if len(cands) == 1 else None
+
+    def member_features(self, verdicts, members, flagged=frozenset()):
+        """A member asking another local package (a path dependency) for features that turn native TLS
+        on inside it, possibly several path dependencies down. What that package's own default build
+        turns on is reported in its own manifest, not here."""
         for path, vs in verdicts.items():
+            msrc = self.source(path)
+            if msrc is None or not msrc.is_target:
+                continue
+            m = self.manifest(path)
+            res = features.resolve(m)
+            root = self.root_of(path)
             for v in vs:
-                if v.eff.path is None or v.eff.package not in by_name or v.level is not None:
+                if v.eff.path is None:
                     continue
-                other = by_name[v.eff.package]
-                om = self.manifest(other)
-                if om is None:
-                    continue
-                res_req = features.resolve(om, v.eff.features, default=v.eff.default_features is not False)
-                res_def = features.resolve(om)
-                for od in om.deps:
-                    if od.kind == "dev":
-                        continue
-                    req = res_req.dep_features.get(od.key, {})
-                    base = res_def.dep_features.get(od.key, {})
-                    extra = {f: p for f, p in req.items() if f not in base}
-                    if not extra and not (od.optional and od.key in res_req.deps_on and od.key not in res_def.deps_on):
-                        continue
-                    row, resolved = version_of(self.cat, od.package, od.version, None)
-                    if row is None:
-                        continue
-                    nf = {f: p for f, p in extra.items() if f in row.native_features}
-                    newly_on = od.optional and od.key in res_req.deps_on and od.key not in res_def.deps_on \
-                        and (row.always or (od.default_features is not False and row.default_native))
-                    if not nf and not newly_on:
-                        continue
+                base = os.path.dirname(root if v.dep.workspace and root is not None else path)
+                sub = _norm(os.path.join(base, v.eff.path, "Cargo.toml"))
+                feats = set(v.eff.features) | set(res.dep_features.get(v.dep.key, {}))
+                dflt = v.eff.default_features is not False or "default" in feats
+                asked = self.local_native(sub, tuple(sorted(feats - {"default"})), dflt)
+                own = self.local_native(sub, (), True)
+                for k, (hops, od, row, what) in asked.items():
+                    if k in own or od.package in flagged:
+                        continue  # reported in its own manifest, or built anyway by a reported dependency
                     dep_pf = cfg.platforms(v.dep.target) & cfg.platforms(od.target)
                     if dep_pf & row.platforms & cfg.OPENSSL_LIKE:
                         level = "error"
@@ -705,27 +762,25 @@ class _Scan:
                         continue
                     if v.dep.kind == "dev":
                         level = "note"
-                    msrc = self.source(path)
-                    if msrc is None or not msrc.is_target:
-                        continue
                     span = self.position(path, v.dep.path_key)
                     if span is None:
                         continue
-                    via = " -> ".join(next(iter(nf.values()))) if nf else \
-                        " -> ".join(res_req.deps_on.get(od.key, (od.key,)))
                     related = []
-                    osrc = self.source(other)
-                    ospan = self.position(other, od.path_key)
+                    osrc = self.source(k[0])
+                    ospan = self.position(k[0], od.path_key)
                     if osrc is not None and ospan is not None:
-                        related.append((osrc, ospan, f"{od.key} in {om.name}"))
-                    alt = [name for name, vals in om.features.items() if row.rustls_feature and any(
-                        x in (f"{od.key}/{row.rustls_feature}", f"{od.key}?/{row.rustls_feature}") for x in vals)]
-                    asked = [f for f in v.eff.features]
-                    parts = [("member-feature", (v.dep.key, om.name, od.package, via, asked, alt)),
+                        related.append((osrc, ospan, f"{od.key} in {hops[-1]}"))
+                    own_paths = res.dep_features.get(v.dep.key, {})
+                    requested = sorted(f for f in feats if f != "default")
+                    # the features that matter: those that turn it on by themselves
+                    relevant = [f for f in requested if k in self.local_native(sub, (f,), False)] or requested
+                    via = next((" -> ".join(own_paths[f]) for f in relevant if f in own_paths), "")
+                    alt = _rustls_sibling(self.manifest(sub), relevant)
+                    parts = [("member-feature", (v.dep.key, hops, od.package, what, relevant, alt, via)),
                              ("consequence", (row, level))]
                     if level == "note":
                         parts.append(("context", "dev" if v.dep.kind == "dev" else "platform"))
-                    self.report((msrc, span), level, parts, related, self.manifest(path).name)
+                    self.report((msrc, span), level, parts, related, m.name)
 
     # ------------------------------------------------------------------ the lock walk
     def _reaches_sink(self, lk, pkg) -> bool:
@@ -966,6 +1021,18 @@ def _bfs(rev, sink, n):
     return nxt
 
 
+def _descendants(lk, pkg) -> set:
+    """Names of the registry packages below pkg in the lock (what building it brings in anyway)."""
+    seen = {pkg.index}
+    queue = deque([pkg.index])
+    while queue:
+        for c in lk.packages[queue.popleft()].deps:
+            if c not in seen and not lk.packages[c].is_local:
+                seen.add(c)
+                queue.append(c)
+    return {lk.packages[i].name for i in seen}
+
+
 def _plain_reach(lk) -> set:
     """Packages from which the lock reaches native-tls or openssl-sys, not through local packages."""
     rev = [[] for _ in lk.packages]
@@ -1028,12 +1095,22 @@ def _compose(rep: Report) -> str:
     context = parts.get("context") if rep.level == "note" else None
     effect = _effect(parts["consequence"][0] if "consequence" in parts else None, context)
     if "member-feature" in parts:
-        key, other, crate, via, asked, alt = parts["member-feature"]
-        what = ("`features = " + render.value(asked) + "`") if asked else "its default features"
-        fix = (f"Ask {other} for `{alt[0]}` instead." if alt else
-               f"Give {other} a feature that turns on {crate}'s rustls backend and ask for that instead.")
-        return (f"{head}{key} (workspace member): {what} turns on {crate}'s native TLS in {other} "
-                f"({via}), so it {effect}. {fix}")
+        key, hops, crate, what, asked, alt, via = parts["member-feature"]
+        other = hops[0]
+        asks = (("feature " if len(asked) == 1 else "features ") + ", ".join(f"`{f}`" for f in asked)) \
+            if asked else "its default features"
+        if via:
+            asks += f" (this crate's {via})"
+        inside = " -> ".join(hops)
+        turns = (f"{crate}'s {what}" if what.startswith("`") else f"{crate} with {what}") if what else crate
+        if alt:
+            fix = f"Ask {other} for `{alt}` instead."
+        elif crate in _TLS_CRATES:
+            fix = f"Stop asking {other} for it: {crate} is OpenSSL / native TLS itself."
+        else:
+            fix = f"Ask {other} for a rustls feature instead (or give it one that reaches {crate}'s rustls backend)."
+        return (f"{head}{key} (path dependency): asking it for {asks} turns on {turns} in {inside}, "
+                f"so it {effect}. {fix}")
     if "lock" in parts:
         crate, version, chain, culprit, maybe, chain_pkgs = parts["lock"]
         names = chain.split(" -> ")
@@ -1178,6 +1255,20 @@ def _set_key(spec: dict, key: str, value, after=()) -> dict:
         if k == anchor:
             out[key] = value
     return out
+
+
+def _rustls_sibling(m: mf.Manifest | None, asked: list[str]) -> str | None:
+    """A feature of m that looks like the rustls twin of an asked native one
+    (blocking-http-transport-curl-openssl -> blocking-http-transport-curl-rustls, native -> rustls)."""
+    if m is None:
+        return None
+    rustls = [g for g in m.features if "rustls" in g or "rust-tls" in g]
+    for f in asked:
+        stem = _NATIVE_NAME.sub("", f).strip("-_")
+        for g in rustls:
+            if stem and g.startswith(stem):
+                return g
+    return rustls[0] if len(rustls) == 1 else None
 
 
 def _resolver(m: mf.Manifest) -> str:
