@@ -76,11 +76,14 @@ def check(ctx):
             continue
         handle = ("; its JoinHandle is dropped, so nothing can stop it" if fate == "dropped"
                   else "; its JoinHandle is kept but never aborted")
+        fix = ("Leave the loop when the peer goes away (`break` on `Ok(0)`/`Err`, or `?`) or check a "
+               "stop flag." if what == "thread" else
+               "Leave the loop when the peer goes away (`?`/`break` on `Err`/`None`) or select on a "
+               "`CancellationToken`.")
         msg = (f"`{call_name}` starts a {what} {per} {whose} "
                f"never ends: it waits on `{_short(wait)}` but has no `break`, `return` or `?` on a failed "
                f"operation and no `select!` arm on a shutdown signal, so every {noun} leaves a {what} "
-               f"(and all it holds) behind{handle}. Leave the loop when the peer goes away (`?`/`break` "
-               f"on `Err`/`None`) or select on a `CancellationToken`.")
+               f"(and all it holds) behind{handle}. {fix}")
         related = [(lrf.source, wait, f"the {what} waits here on every turn of a loop with no exit")]
         if lrf is not sp.file or not (sp.call.start_byte <= loop.start_byte < sp.call.end_byte):
             related.append((lrf.source, _loop_keyword(loop), "this loop never ends"))

@@ -218,11 +218,17 @@ def _buffer_expr(v, cfg) -> str:
 
 
 def _context(uf, w):
-    """(why the leak repeats, level) or (None, None) when it runs once."""
+    """(why the leak repeats, level) or (None, None) when nothing says it runs more than once.
+
+    A loop that repeats per connection, per received item or forever is enough (warning). A `for`
+    over a collection repeats only as often as its function runs: it counts (warning) when the
+    function runs per request, per connection or in a spawned task, and is left alone otherwise
+    (CLI builders and start-up tables leak in such loops once)."""
     startup = uf.startup_only(w.fn)
-    lp = w.repeating_loop(collections=not startup)
+    lp = w.repeating_loop(collections=False)
     if lp is not None:
         return f"inside {lp.reason}", "warning"
+    why, level = None, None
     if w.task is not None:
         sp = w.task
         sw = uf.where(sp.file, sp.call)
@@ -230,15 +236,21 @@ def _context(uf, w):
             return None, None
         per = sw.per or uf.per_via_callers(sw.fn)
         if per:
-            return f"inside a task started {per}", "note"
-        if sw.fn is not None and not uf.startup_only(sw.fn):
-            return f"inside a task spawned in `{sw.fn.display}`", "note"
-        return None, None
-    if w.fn is not None and not startup:
+            why, level = f"inside a task started {per}", "note"
+        elif sw.fn is not None and not uf.startup_only(sw.fn):
+            why, level = f"inside a task spawned in `{sw.fn.display}`", "note"
+        else:
+            return None, None
+    elif w.fn is not None and not startup:
         per = w.per or uf.per_via_callers(w.fn)
         if per:
-            return f"in `{w.fn.display}`, which runs {per}", "note"
-    return None, None
+            why, level = f"in `{w.fn.display}`, which runs {per}", "note"
+    if why is None:
+        return None, None
+    coll = w.repeating_loop(collections=True)
+    if coll is not None:
+        return f"inside {coll.reason}, {why}", "warning"
+    return why, level
 
 
 def _message(row, kind, desc, where, w, call) -> str:

@@ -81,7 +81,8 @@ class Vocab:
     spawns: tuple = ()                # ((path, kind), ...): "tokio::spawn" -> "task"
     spawn_receivers: tuple = ()       # `rt.spawn(...)`: receiver names that are runtimes/handles
     handle_wrappers: tuple = ()       # `.instrument(span)`, `Box::pin(..)`: look through to the future
-    per_request_words: tuple = ()     # head nouns of a parameter or loop variable: peer, conn, ...
+    per_request_words: tuple = ()     # head nouns of a parameter or closure parameter: peer, conn, ...
+    loop_words: tuple = ()            # ... of a `for`/`while let` variable or collection: peer, stream
     handler_types: tuple = ()         # parameter types that make an async fn a request handler
     handler_generic_types: tuple = () # ... only with type arguments (`Path<u32>`, `State<S>`)
     handler_attributes: tuple = ()    # `#[get("/")]`
@@ -100,6 +101,7 @@ class Vocab:
             spawn_receivers=tuple(o.get("spawn-receivers", ())),
             handle_wrappers=tuple(o.get("future-wrappers", ())),
             per_request_words=tuple(o.get("per-request-words", ())),
+            loop_words=tuple(o.get("per-item-loop-words", ())),
             handler_types=tuple(o.get("handler-types", ())),
             handler_generic_types=tuple(o.get("handler-generic-types", ())),
             handler_attributes=tuple(o.get("handler-attributes", ())),
@@ -362,6 +364,7 @@ class UnitFacts:
         self._startup_reach: dict = {}
         self._abort_fields: set | None = None
         self._nouns = frozenset(vocab.per_request_words)
+        self._loop_nouns = frozenset(vocab.loop_words)
         self._modules = {src.path.stem for src in sources}
         test_mods = set()
         self._index: dict = {}
@@ -841,11 +844,11 @@ class UnitFacts:
             if src is not None:
                 return LoopInfo(loop, "per-item", f"a `for` loop over `{_short(value)}`", once, _source_noun(src))
             for name in identifiers_in_pattern(pat):
-                noun = head_noun(name, self._nouns)
+                noun = head_noun(name, self._loop_nouns)
                 if noun:
                     return LoopInfo(loop, "per-item", f"a `for {name} in ..` loop", once, _noun(noun))
             vname = _value_name(value)
-            noun = head_noun(vname, self._nouns, plural=True) if vname else None
+            noun = head_noun(vname, self._loop_nouns, plural=True) if vname else None
             if noun:
                 return LoopInfo(loop, "per-item", f"a `for` loop over `{vname}`", once, _noun(noun))
             if _bounded_value(value, loop):
@@ -860,7 +863,7 @@ class UnitFacts:
                     return LoopInfo(loop, "per-item", f"a `while let` loop over `{_short(value)}`", once,
                                     _source_noun(src))
                 for name in identifiers_in_pattern(cond.child_by_field_name("pattern")):
-                    noun = head_noun(name, self._nouns)
+                    noun = head_noun(name, self._loop_nouns)
                     if noun:
                         return LoopInfo(loop, "per-item", f"a `while let` loop over each {_noun(noun)}", once,
                                         _noun(noun))
