@@ -22,6 +22,7 @@ from closelint.treeutil import text, walk
 TOKENS = (b"MultipartForm", b"FormFile", b"ReadForm")
 
 _STORE_PARENTS = ("keyed_element", "literal_element", "send_statement")
+_DROP = re.compile(rb"\.MultipartForm\s*=[^=]")
 
 
 class _Rule:
@@ -75,12 +76,13 @@ def check(ctx):
                 sites.setdefault(scope.node.id, (scope, []))[1].append(site)
         for scope, group in sites.values():
             found += an.parsed(scope, group)
-        for scope in hf.file_scopes(gofile):
-            if hf.info(scope).test:
-                continue
-            for fa in hf.field_assigns(scope):
-                if fa.field == "MultipartForm":
-                    found += an.dropped(scope, fa)
+        if _DROP.search(gofile.source.data):
+            for scope in hf.file_scopes(gofile):
+                if hf.info(scope).test:
+                    continue
+                for fa in hf.field_assigns(scope):
+                    if fa.field == "MultipartForm":
+                        found += an.dropped(scope, fa)
         seen = set()
         for f in found:
             key = (f.location.line, f.location.column)
@@ -157,6 +159,9 @@ class _Analysis:
             msg = self.rule.messages["derived"].format(call=call, why=reason, req=site.req_text)
             return level, msg, related
         msg = self.rule.messages["plain"].format(call=call, req=site.req_text)
+        version = self.ctx.go_version(scope.file.source)
+        if version is not None and version < (1, 20) and site.req.fw in ("net/http", "gin", "echo", "caddy"):
+            msg += self.rule.messages.get("http2-before-go120", "")
         return "note", msg, []
 
     def origin(self, scope, req):
@@ -192,7 +197,6 @@ class _Analysis:
         return True
 
     def _parses_before(self, scope, at_call) -> bool:
-        corigin = scope
         for s in self.chain(scope, None):
             for call in self.hf.own_calls(s):
                 if call.start_byte >= at_call.start_byte:
@@ -200,7 +204,6 @@ class _Analysis:
                 if self._is_parse(s, call) or (self.hf.callee(s, call) is not None
                                                and self.has_parse(self.hf.callee(s, call))):
                     return True
-            corigin = s
         return False
 
     def _is_parse(self, scope, call) -> bool:
@@ -588,9 +591,7 @@ def _request_form(v) -> bool:
 
 def _call_head(call) -> str:
     """`r.ParseMultipartForm(32 << 20)` (long arguments shortened)."""
-    t = text(call)
-    t = " ".join(t.split())
-    return t if len(t) <= 60 else t[:57] + "..."
+    return http.short(call)
 
 
 def _size(n: int) -> str:

@@ -19,7 +19,8 @@ from closelint.golang import facts as gofacts
 from closelint.golang import http
 from closelint.treeutil import text, walk
 
-TOKENS = (b"Body", b"Bind", b"GetRawData", b"ReadRESTReq")
+# A sink needs a function that receives the request (or a gin/echo context) in the same file.
+TOKENS = (b"http.Request", b"gin.Context", b"echo.Context")
 
 _CLIENT_CALLS = ("Do", "RoundTrip", "Send", "Post", "PostForm")
 
@@ -50,6 +51,7 @@ class _Rule:
         self.messages = cat.get("messages", {})
         self.fixes = cat.get("fixes", {})
         self.limited_paths = list(opts.get("limited-paths", []))
+        self.limit_condition = re.compile(opts.get("limit-condition-pattern") or r"(?!x)x")
 
 
 def check(ctx):
@@ -67,7 +69,7 @@ def check(ctx):
         seen_lines = set()
         for call in hf.calls_in(gofile):
             scope = hf.scope_of(call)
-            if scope is None or hf.info(scope).test:
+            if scope is None or not an.sees_request(scope):
                 continue
             hit = an.sink(scope, call)
             if hit is None:
@@ -98,7 +100,25 @@ class _Analysis:
         self.rule = rule
         self._summaries = {}
         self._package_limit = None
+        self._targeted = {}
+        self._sees = {}
+        self._ctx_names = {m for _, m in rule.context_sinks} | {m for _, m in rule.binding_methods}
         self._server_package = None
+
+    def sees_request(self, scope) -> bool:
+        """scope (or a function around it) receives a request or a gin/echo context, outside tests."""
+        key = scope.node.id
+        got = self._sees.get(key)
+        if got is None:
+            info = self.hf.info(scope)
+            if info.test:
+                got = False
+            elif info.request_params or info.ctx_params:
+                got = True
+            else:
+                got = scope.parent is not None and self.sees_request(scope.parent)
+            self._sees[key] = got
+        return got
 
     # ------------------------------------------------------------------ sinks
 
@@ -145,7 +165,7 @@ class _Analysis:
                         return _Hit(v, "reads the whole request body into a bytes.Buffer", _request_text(v))
                 return None
             # gin / echo context methods
-            base = hf.classify(scope, operand, tables)
+            base = hf.classify(scope, operand, tables) if name in self._ctx_names else None
             if base is not None and base.kind == "ctx":
                 row = rule.context_sinks.get((base.fw, name))
                 if row is None:
@@ -163,14 +183,19 @@ class _Analysis:
                     return None
                 return _Hit(base, row["what"], req_text)
         # a helper of the package that reads what it is given
+        if depth > 2 or not argv:
+            return None
+        vals = [hf.classify(scope, a, tables) for a in argv]
+        if not any(v is not None and v.kind in ("body", "reader_param") for v in vals):
+            return None
         callee = hf.callee(scope, call)
-        if callee is None or depth > 2:
+        if callee is None:
             return None
         summary = self.summary(callee)
         for i, sink_node in summary.items():
             if i >= len(argv):
                 continue
-            v = hf.classify(scope, argv[i], tables)
+            v = vals[i]
             if v is not None and v.kind in ("body", "reader_param"):
                 what = self.sink(hf.scope_of_function(callee) or scope, sink_node, depth + 1)
                 return _Hit(v, what.what if what else "reads it whole", _request_text(v), callee,
@@ -234,7 +259,13 @@ class _Analysis:
         """A limit the package puts on every request: (gofile, node, why) or None."""
         if self._package_limit is None:
             found = []
+            self._targeted = {}
             for gf, call, _row in self.hf.package_calls(self.rule.middleware):
+                targets = self._wrapped_handlers(gf, call)
+                if targets:
+                    for t in targets:
+                        self._targeted[t] = (gf, call)
+                    continue
                 found.append(("", gf, call, f"{text(call.child_by_field_name('function'))} ({gf.path.name}:"
                                             f"{call.start_point[0] + 1})"))
             for gf, node in _max_bytes_error_refs(self.hf):
@@ -250,6 +281,82 @@ class _Analysis:
             if not f or f == fw or (fw in ("net/http", "caddy") and f in ("net/http", "caddy")):
                 return gf, node, why
         return None
+
+    def _wrapped_handlers(self, gf, call) -> set:
+        """http.MaxBytesHandler(h, n) around named handlers: {function names, literal node ids}; empty
+        when it wraps something else (a mux, a router: then it limits the whole package)."""
+        pkg, name = gofacts.call_name(gf, call)
+        if (pkg, name) != ("net/http", "MaxBytesHandler"):
+            return set()
+        args = call.child_by_field_name("arguments")
+        if args is None or not args.named_children:
+            return set()
+        h = args.named_children[0]
+        scope = self.hf.scope_of(call)
+        # http.HandlerFunc(x) / http.HandlerFunc(func(w, r) {...})
+        if h.type == "call_expression" and scope is not None:
+            p2, n2 = gofacts.call_name(gf, h)
+            inner = h.child_by_field_name("arguments")
+            if (p2, n2) == ("net/http", "HandlerFunc") and inner is not None and inner.named_children:
+                h = inner.named_children[0]
+        if h.type == "func_literal":
+            return {h.id}
+        if h.type == "identifier" and text(h) in self.ctx.package.functions:
+            return {text(h)}
+        if h.type == "selector_expression" and self.ctx.package.methods_by_name.get(
+                text(h.child_by_field_name("field"))):
+            return {text(h.child_by_field_name("field"))}
+        return set()
+
+    def limited_by_helper(self, scope, req_text, at) -> bool:
+        """A package helper called before `at` with the request limits its body:
+        `limitBody(w, r)` that does `r.Body = http.MaxBytesReader(w, r.Body, n)`."""
+        s = scope
+        while s is not None:
+            for call in self.hf.own_calls(s):
+                if call.start_byte >= at:
+                    continue
+                args = call.child_by_field_name("arguments")
+                argv = args.named_children if args is not None else []
+                idx = [i for i, a in enumerate(argv) if text(a) == req_text or req_text.startswith(text(a) + ".")]
+                if not idx:
+                    continue
+                callee = self.hf.callee(s, call)
+                if callee is not None and self._limits_body(callee):
+                    return True
+            s = s.parent
+        return False
+
+    def _limits_body(self, fn) -> bool:
+        key = ("limits_body", fn.node.id)
+        got = self._summaries.get(key)
+        if got is None:
+            got = False
+            scope = self.hf.scope_of_function(fn)
+            if scope is not None:
+                for fa in self.hf.field_assigns(scope):
+                    if fa.field == "Body":
+                        v = self.hf.classify(scope, fa.value, self.rule.tables, fa.stmt.start_byte)
+                        if v is not None and v.kind == "limited":
+                            got = True
+                            break
+            self._summaries[key] = got
+        return got
+
+    def targeted_limit(self, origin) -> bool:
+        """The handler is wrapped in http.MaxBytesHandler where it is registered."""
+        self.package_limit("")
+        if not self._targeted:
+            return False
+        decl = origin.declaration
+        names = {origin.node.id}
+        if decl.function is not None:
+            names.add(decl.function.name)
+        s = origin
+        while s is not None:
+            names.add(s.node.id)
+            s = s.parent
+        return any(n in self._targeted for n in names)
 
     def server_package(self) -> bool:
         """The package serves HTTP: it has a handler, or uses a server framework or router."""
@@ -305,13 +412,15 @@ class _Analysis:
             if v is None or v.kind != "request":
                 unlimited = True
                 continue
-            if self.hf.limit_before(cscope, arg, ccall.start_byte, self.rule.tables):
+            if self.hf.limit_before(cscope, arg, ccall.start_byte, self.rule.tables) \
+                    or self.limited_by_helper(cscope, text(arg), ccall.start_byte):
                 continue
             corigin = self.origin(cscope, v)
             cinfo = self.hf.info(corigin)
             if cinfo.test:
                 continue
-            if cinfo.framework == "fiber" or self.package_limit(cinfo.framework or "net/http"):
+            if cinfo.framework == "fiber" or self.package_limit(cinfo.framework or "net/http") \
+                    or self.targeted_limit(corigin):
                 continue
             unlimited = True
             if cinfo.handler:
@@ -324,9 +433,26 @@ class _Analysis:
             return "handler", handler_call
         return ("other" if unlimited else "limited"), None
 
+    def configured_unlimited(self, scope, call) -> bool:
+        """The read sits in a branch taken when a configured limit is off (`if fa.maxBodySize < 0 {
+        return io.ReadAll(req.Body) }`): the project chose to allow unlimited bodies there."""
+        for anc in http.ancestors(call):
+            if anc == scope.node:
+                break
+            if anc.type == "if_statement":
+                cond = anc.child_by_field_name("condition")
+                if cond is None or "ContentLength" in text(cond):
+                    continue
+                if any(n.type in ("identifier", "field_identifier") and self.rule.limit_condition.search(text(n))
+                       for n in walk(cond)):
+                    return True
+        return False
+
     def report(self, scope, call, hit):
         hf, rule = self.hf, self.rule
         val = hit.val
+        if self.configured_unlimited(scope, call):
+            return None
         origin = self.origin(scope, val)
         info = hf.info(origin)
         if info.test:
@@ -334,7 +460,9 @@ class _Analysis:
         fw = info.framework or val.fw or "net/http"
         if fw == "fiber":
             return None  # fiber limits request bodies to 4 MiB by default
-        if self.package_limit(fw) is not None:
+        if self.package_limit(fw) is not None or self.targeted_limit(origin):
+            return None
+        if hit.req_text and self.limited_by_helper(scope, hit.req_text, call.start_byte):
             return None
         level = "warning"
         related = []

@@ -55,7 +55,7 @@ MREADER_TYPES = ("*mime/multipart.Reader",)
 _INT_TYPES = {"int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64",
               "uintptr", "byte", "rune"}
 _TEST_PACKAGE = re.compile(r"(^|_)(test|tests|testing|testutil|testutils|testhelper|testhelpers|mock|mocks|"
-                           r"fake|fakes|e2e)$|test$|testing$|testutils?$")
+                           r"fake|fakes|e2e|fixtures|testdata)$|test$|testing$|testutils?$")
 _HTTPTEST = "net/http/httptest"
 _TEST_SERVERS = ("NewServer", "NewTLSServer", "NewUnstartedServer")
 _MIDDLEWARE_CALLS = ("ServeHTTP", "Next")  # next.ServeHTTP(w, r), gin's c.Next()
@@ -542,13 +542,18 @@ class HttpFacts:
         return None
 
     def _own_calls(self, scope):
-        key = ("own_calls", scope.node.id)
-        got = self._memo.get(key)
-        if got is None:
-            got = [n for n in walk(scope.body, prune=_prune_literals)
-                   if n.type == "call_expression"] if scope.body is not None else []
-            self._memo[key] = got
-        return got
+        """The calls of scope's own body, from the file's one query (not those of nested literals)."""
+        key = ("own_calls", id(scope.file))
+        by_scope = self._memo.get(key)
+        if by_scope is None:
+            by_scope = {}
+            for call in self.calls_in(scope.file):
+                for anc in _ancestors(call):
+                    if anc.type in FUNC_NODES:
+                        by_scope.setdefault(anc.id, []).append(call)
+                        break
+            self._memo[key] = by_scope
+        return by_scope.get(scope.node.id, [])
 
     def own_calls(self, scope):
         """The calls of scope's own body (not those of nested function literals)."""
@@ -752,7 +757,7 @@ class HttpFacts:
                         if v is not None and v.kind == "request" and v.derived is not None:
                             out.append(Signal("derive", "net/http", gf, v.derived,
                                               f"the middleware {scope.name} passes the next handler a copy of "
-                                              f"the request ({text(v.derived)}, {_line(v.derived)})", scope=scope))
+                                              f"the request ({short(v.derived)}, {_line(v.derived)})", scope=scope))
                 # echo: c.SetRequest(c.Request().WithContext(ctx))
                 elif name == "SetRequest":
                     v = self.classify(scope, operand)
@@ -900,6 +905,12 @@ class HttpFacts:
 
 # ------------------------------------------------------------------------------------------ helpers
 
+def short(node, limit: int = 60) -> str:
+    """A node's text on one line, shortened: `r.WithContext(context.WithValue(r.Context(), k, v))`."""
+    t = " ".join(text(node).split())
+    return t if len(t) <= limit else t[: limit - 3] + "..."
+
+
 def _line(node) -> str:
     return f"line {node.start_point[0] + 1}"
 
@@ -924,6 +935,10 @@ def _chain_literals(scope):
     while s is not None and s.is_literal:
         yield s
         s = s.parent
+
+
+def ancestors(node):
+    return _ancestors(node)
 
 
 def _ancestors(node):
