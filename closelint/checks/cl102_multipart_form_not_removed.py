@@ -154,7 +154,7 @@ class _Analysis:
         call = _call_head(site.call)
         if why is not None:
             reason, node, gofile, via_handler = why
-            level = "warning" if (info.handler or via_handler) else "note"
+            level = "warning" if (info.handler or via_handler or self.from_handler(origin)) else "note"
             related = [(gofile.source, node, "the request is copied here")] if node is not None else []
             msg = self.rule.messages["derived"].format(call=call, why=reason, req=site.req_text)
             return level, msg, related
@@ -163,6 +163,21 @@ class _Analysis:
         if version is not None and version < (1, 20) and site.req.fw in ("net/http", "gin", "echo", "caddy"):
             msg += self.rule.messages.get("http2-before-go120", "")
         return "note", msg, []
+
+    def from_handler(self, origin, depth=0) -> bool:
+        """A request function that a handler of the package calls (directly or through one more
+        request function)."""
+        if origin.function is None or origin.is_literal or depth > 2:
+            return False
+        for cscope, _call in self.hf.callers(origin.function.node):
+            corigin = cscope
+            while corigin is not None and not (self.hf.info(corigin).handler or self.hf.info(corigin).request_params):
+                corigin = corigin.parent
+            if corigin is None or self.hf.info(corigin).test:
+                continue
+            if self.hf.info(corigin).handler or self.from_handler(corigin, depth + 1):
+                return True
+        return False
 
     def origin(self, scope, req):
         if req.scope is not None:
