@@ -34,6 +34,8 @@ class _Cfg:
         self.buffer_macros = frozenset(o.get("buffer-macros", ()))
         self.buffer_methods = frozenset(o.get("buffer-methods", ()))
         self.ffi_methods = frozenset(o.get("ffi-pointer-methods", ()))
+        self.memo_stores = frozenset(o.get("memo-stores", ()))
+        self.memo_lookups = frozenset(o.get("memo-lookups", ()))
 
 
 def check(ctx):
@@ -49,7 +51,7 @@ def check(ctx):
             if row is None:
                 continue
             w = uf.where(rf, call)
-            if w.test or w.once:
+            if w.test or w.once or _memoized(call, w, cfg):
                 continue
             what = _what(row, call, arg, w, cfg)
             if what is None:
@@ -107,6 +109,20 @@ def _what(row, call, arg, w, cfg):
         return ("buffer", f"a `{t}`") if t else None
     t = _buffer_expr(arg, cfg)
     return ("buffer", f"a `{t}`") if t else None
+
+
+def _memoized(call, w, cfg) -> bool:
+    """The leak sits in a function or closure that stores into a map or set (`cache.insert(k, v)`,
+    `.entry(k).or_insert_with(..)`): leaky interning, once per distinct key, not per run."""
+    scopes = [*w.closures]
+    if w.fn is not None and w.fn.body is not None:
+        scopes.append(w.fn.body)
+    for scope in scopes:
+        names = {callee_name(n) for n in walk(scope, prune=lambda n: n.type == "function_item")
+                 if n.type == "call_expression"}
+        if names & cfg.memo_stores and names & cfg.memo_lookups:
+            return True  # looked up, then stored on a miss
+    return False
 
 
 def _discarded(call) -> bool:

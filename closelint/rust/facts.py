@@ -512,7 +512,7 @@ class UnitFacts:
                 continue
             lp = w.repeating_loop(collections=False)
             if lp is not None:
-                what = "an endless loop" if lp.kind == "unbounded" else f"once per {lp.noun}"
+                what = "on every turn of an endless loop" if lp.kind == "unbounded" else f"once per {lp.noun}"
                 reasons.append(f"{what} (`{caller.display}` calls `{fn.display}` in {lp.reason})")
             elif w.per:
                 reasons.append(f"{w.per[:-1]} of `{caller.display}`, which calls `{fn.display}`)"
@@ -872,7 +872,10 @@ class UnitFacts:
                 if src is not None:
                     return LoopInfo(loop, "per-item", f"a `while` loop over `{_short(src)}`", once,
                                     _source_noun(src))
-            return LoopInfo(loop, "unbounded", "an endless `while` loop", once)
+                if cond.type == "boolean_literal" and text(cond) == "true":
+                    return LoopInfo(loop, "unbounded", "an endless `while true` loop", once)
+            # `while let Some(p) = text.find(..)`, `while i < n`: as long as the data lasts
+            return LoopInfo(loop, "collection", "a `while` loop", once)
         body = loop.child_by_field_name("body")
         for n in walk(body, prune=lambda n: n.type in BODY_BOUNDARIES or n.type in LOOPS):
             if n.type == "call_expression" and callee_name(n) in sources:
