@@ -8,6 +8,7 @@ All of it is syntactic and iterative (no recursion on the tree's depth).
 from __future__ import annotations
 
 import re
+import weakref
 from functools import lru_cache
 
 from closelint import parsing
@@ -27,7 +28,15 @@ def _NO_FUNCS(n) -> bool:  # prune for walk: stay out of nested function literal
     return n.type in _FUNCS
 
 
-_DEFERS = "(defer_statement) @d"
+# Defers, and the nodes that can hold one: a defer is in a loop of its own function when the innermost
+# of these around it is a for statement (decided on byte ranges, before any package index is built).
+_DEFERS = """
+(defer_statement) @d
+(for_statement) @scope
+(func_literal) @scope
+(function_declaration) @scope
+(method_declaration) @scope
+"""
 
 # ------------------------------------------------------------------------- loop control flow
 #
@@ -35,6 +44,56 @@ _DEFERS = "(defer_statement) @d"
 # iteration of the loop under study (a `continue` of it); the ids of statements inside the loop that
 # a `break` on some path completes (a switch, an inner loop). Returns, gotos, breaks or continues of
 # the loop or of anything outside it, and terminators (panic, os.Exit, log.Fatal, t.Fatal) leave.
+
+class Parents:
+    """Parent lookups for one file. tree-sitter's Node.parent walks down from the root on every call,
+    so climbing from a node deep in the tree is quadratic; this maps every node of a top-level
+    declaration to its parent in one walk, on the first lookup inside that declaration."""
+
+    def __init__(self, root):
+        self.root = root
+        self.map: dict[int, object] = {}
+
+    def __call__(self, node):
+        if node.id == self.root.id:
+            return None
+        found = self.map.get(node.id)
+        if found is not None:
+            return found
+        top = self.root.child_with_descendant(node)
+        if top is None:
+            return None
+        if top.id == node.id:
+            return self.root
+        self.map[top.id] = self.root
+        stack = [top]
+        while stack:
+            n = stack.pop()
+            for c in n.children:
+                self.map[c.id] = n
+                stack.append(c)
+        return self.map.get(node.id)
+
+
+_PARENTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def parents(gofile) -> Parents:
+    """The parent lookup of gofile's tree (one per source file, made on first use)."""
+    src = gofile.source
+    p = _PARENTS.get(src)
+    if p is None or p.root.id != src.root.id:
+        p = _PARENTS[src] = Parents(src.root)
+    return p
+
+
+def ancestors(gofile, node):
+    up = parents(gofile)
+    n = up(node)
+    while n is not None:
+        yield n
+        n = up(n)
+
 
 _FALLS = (True, False, frozenset())
 _LEAVES = (False, False, frozenset())
@@ -55,12 +114,11 @@ def _inside(node, outer) -> bool:
     return outer.start_byte <= node.start_byte and node.end_byte <= outer.end_byte and node.id != outer.id
 
 
-def jump_target(stmt):
+def jump_target(gofile, stmt):
     """The statement a break or continue targets; None across a function boundary or unresolved."""
     label = next((c for c in stmt.named_children if c.type == "label_name"), None)
     wanted = ("for_statement",) if stmt.type == "continue_statement" else _BREAKABLE
-    n = stmt.parent
-    while n is not None:
+    for n in ancestors(gofile, stmt):
         if n.type in _FUNCS:
             return None
         if label is None:
@@ -70,7 +128,6 @@ def jump_target(stmt):
             name = next((c for c in n.named_children if c.type == "label_name"), None)
             if name is not None and text(name) == text(label):
                 return next((c for c in n.named_children if c.type != "label_name" and c.type != "comment"), None)
-        n = n.parent
     return None
 
 
@@ -131,12 +188,12 @@ def _combine(node, values, loop, gofile, ctx) -> tuple:
     if t in ("return_statement", "goto_statement", "fallthrough_statement"):
         return _LEAVES  # fallthrough: the next case clause's own outcome is counted by the switch
     if t == "break_statement":
-        target = jump_target(node)
+        target = jump_target(gofile, node)
         if target is None or (loop is not None and (target.id == loop.id or not _inside(target, loop))):
             return _LEAVES
         return False, False, frozenset((target.id,))
     if t == "continue_statement":
-        target = jump_target(node)
+        target = jump_target(gofile, node)
         # a continue of an inner loop goes on inside it (that loop's own outcome covers it)
         return False, loop is not None and target is not None and target.id == loop.id, frozenset()
     if t == "expression_statement":
@@ -190,9 +247,10 @@ def iterates_after(node, loop, gofile) -> bool:
     """Can a path that has executed node (a statement inside loop's body) start another iteration of
     loop? False when every such path returns, leaves the loop, panics or exits."""
     alive, pending = True, set()
+    up = parents(gofile)
     cur = node
     while True:
-        parent = cur.parent
+        parent = up(cur)
         if parent is None or parent.type in _FUNCS:
             return False
         if parent.id == loop.id:
@@ -231,7 +289,7 @@ def loop_exits(loop, gofile) -> bool:
         if n.type in ("return_statement", "goto_statement"):
             return True
         if n.type in ("break_statement", "continue_statement"):
-            target = jump_target(n)
+            target = jump_target(gofile, n)
             if target is None:
                 continue
             if n.type == "break_statement" and target.id == loop.id:
@@ -338,13 +396,13 @@ class _Release:
 
 
 @lru_cache(maxsize=8)
-def _cl101_release_methods() -> frozenset:
-    """Every method name in a `release` list of CL101's catalog tables (read tolerantly: the shape
-    may gain keys; a string or a list of strings)."""
+def _cl101_release_lists() -> tuple:
+    """The `release` lists of CL101's catalog rows, as tuples of method names (read tolerantly: the
+    shape may gain keys; a string or a list of strings; dotted entries are left out)."""
     rule = load_rules().get("CL101")
-    names = set()
+    out = []
     if rule is None:
-        return frozenset()
+        return ()
     for table in rule.catalogs.values():
         if not isinstance(table, list):
             continue
@@ -355,8 +413,10 @@ def _cl101_release_methods() -> frozenset:
             if isinstance(rel, str):
                 rel = [rel]
             if isinstance(rel, list):
-                names |= {r for r in rel if isinstance(r, str) and r.isidentifier()}
-    return frozenset(names)
+                names = tuple(r for r in rel if isinstance(r, str) and r.isidentifier())
+                if names:
+                    out.append(names)
+    return tuple(out)
 
 
 @lru_cache(maxsize=8)
@@ -383,8 +443,9 @@ def _tables(ctx):
         if isinstance(row, dict) and isinstance(row.get("method"), str):
             methods[row["method"]] = row
     if ctx.options.get("use-cl101-catalog", True):
-        for name in _cl101_release_methods():
-            methods.setdefault(name, {"method": name, "kind": "close"})
+        for names in _cl101_release_lists():
+            for name in names:
+                methods.setdefault(name, {"method": name, "kind": "close"})
     constructors = {(r.get("package"), r.get("function")) for r in ctx.catalogs.get("cancel-constructors", [])
                     if isinstance(r, dict)}
     return methods, constructors
@@ -518,7 +579,7 @@ def _release_of(ctx, gofile, defer, tables, scope, cancel_re, helper_re):
             if n.type == "call_expression":
                 rel = _release_in_call(ctx, gofile, n, methods, constructors, cancel_re, helper_re, scope)
                 if rel is not None:
-                    if _on_error_only(n, body):
+                    if _on_error_only(gofile, n, body):
                         return None  # cleanup on failure: on success the resource is meant to live on
                     rel.roots = [r for name in rel.roots for r in params.get(name, [name])]
                     return rel
@@ -529,10 +590,11 @@ def _release_of(ctx, gofile, defer, tables, scope, cancel_re, helper_re):
 _ERR_NAME = re.compile(r"(?i)err")
 
 
-def _on_error_only(call, body) -> bool:
+def _on_error_only(gofile, call, body) -> bool:
     """Is the release inside `if err != nil { ... }` (or `if retErr != nil`) within the deferred literal?"""
-    n = call.parent
-    while n is not None and n.id != body.id:
+    for n in ancestors(gofile, call):
+        if n.id == body.id:
+            break
         if n.type == "if_statement":
             cond = n.child_by_field_name("condition")
             if cond is not None and cond.type == "binary_expression" \
@@ -540,7 +602,6 @@ def _on_error_only(call, body) -> bool:
                     and text(cond.child_by_field_name("right")) == "nil" \
                     and _ERR_NAME.search(text(cond.child_by_field_name("left"))):
                 return True
-        n = n.parent
     return False
 
 
@@ -560,18 +621,19 @@ def _literal_arguments(func_lit, call) -> dict[str, list[str]]:
     return out
 
 
-def _stored(loop, names: set[str], defer) -> bool:
+def _stored(gofile, loop, names: set[str], defer) -> bool:
     """Is one of names kept beyond the iteration inside loop: appended, put in a slice or map slot,
     sent on a channel? Wrapping calls (bufio.NewReader(f)) and composite literals carry the value."""
     body = loop.child_by_field_name("body")
     if body is None:
         return False
+    up = parents(gofile)
     for ident in walk(body):
         if ident.type != "identifier" or text(ident) not in names or _inside(ident, defer):
             continue
         n = ident
         while True:
-            p = n.parent
+            p = up(n)
             if p is None:
                 break
             if p.type == "parenthesized_expression" or p.type in ("literal_element", "literal_value",
@@ -587,7 +649,7 @@ def _stored(loop, names: set[str], defer) -> bool:
                 n = p
                 continue
             if p.type == "argument_list":
-                owner = p.parent
+                owner = up(p)
                 callee = owner.child_by_field_name("function")
                 if callee is not None and text(callee) == "append":
                     if p.named_children and p.named_children[0].id != n.id:
@@ -598,8 +660,8 @@ def _stored(loop, names: set[str], defer) -> bool:
             if p.type == "send_statement" and p.child_by_field_name("value") is not None \
                     and p.child_by_field_name("value").id == n.id:
                 return True
-            if p.type == "expression_list" and p.parent is not None and p.parent.type == "assignment_statement":
-                stmt = p.parent
+            if p.type == "expression_list" and up(p) is not None and up(p).type == "assignment_statement":
+                stmt = up(p)
                 if stmt.child_by_field_name("right") is None or stmt.child_by_field_name("right").id != p.id:
                     break
                 left = stmt.child_by_field_name("left")
@@ -678,7 +740,21 @@ def _holds(expr, names, through_calls) -> bool:
     return n.type == "identifier" and text(n) in names
 
 
-def _released_explicitly(ctx, loop, rel, defer, methods, helper_re) -> bool:
+def _alternatives(ctx, methods, method: str) -> set[str]:
+    """Methods that release the same thing as method: itself, a row's `also` list (Rollback: Commit),
+    and the other names of CL101 rows that list it (`release = ["Commit", "Rollback"]`)."""
+    out = {method}
+    row = methods.get(method) or {}
+    also = row.get("also", [])
+    out |= {a for a in (also if isinstance(also, list) else [also]) if isinstance(a, str)}
+    if ctx.options.get("use-cl101-catalog", True):
+        for names in _cl101_release_lists():
+            if method in names:
+                out |= set(names)
+    return out
+
+
+def _released_explicitly(ctx, gofile, loop, rel, defer, methods, helper_re) -> bool:
     """Is the same thing also released by a plain (not deferred) call in the loop body: the defer is
     then a safety net for early returns (`batch.Close(); batch = db.NewBatch(); defer batch.Close()`,
     `err = errors.Join(err, w.Close())`)."""
@@ -686,11 +762,12 @@ def _released_explicitly(ctx, loop, rel, defer, methods, helper_re) -> bool:
     if body is None:
         return False
     recv = text(rel.recv) if rel.recv is not None else None
+    same = _alternatives(ctx, methods, rel.method) if rel.method else set(methods)
     local_helpers = None
     for n in walk(body, prune=_NO_FUNCS):
         if n.type != "call_expression" or _inside(n, defer) or n.id == defer.id:
             continue
-        if any(a.type == "defer_statement" for a in _ancestors_until(n, body)):
+        if any(a.type == "defer_statement" for a in _ancestors_until(gofile, n, body)):
             continue
         fn = n.child_by_field_name("function")
         if fn is None:
@@ -700,7 +777,7 @@ def _released_explicitly(ctx, loop, rel, defer, methods, helper_re) -> bool:
                 return True
             continue
         if fn.type == "selector_expression" and recv is not None:
-            if text(fn.child_by_field_name("field")) in methods and text(fn.child_by_field_name("operand")) == recv:
+            if text(fn.child_by_field_name("field")) in same and text(fn.child_by_field_name("operand")) == recv:
                 return True
         args = n.child_by_field_name("arguments")
         if recv is None or args is None or not any(text(a) == recv for a in args.named_children):
@@ -709,8 +786,7 @@ def _released_explicitly(ctx, loop, rel, defer, methods, helper_re) -> bool:
         if helper_re is not None and helper_re.search(name):
             return True
         if fn.type == "selector_expression" and ctx.options.get("use-cl101-catalog", True):
-            pkg = _gofile_of(ctx, n)
-            path = pkg.import_path(text(fn.child_by_field_name("operand"))) if pkg is not None else None
+            path = gofile.import_path(text(fn.child_by_field_name("operand")))
             for rpkg, rfunc, rarg in _cl101_releasers():
                 if path == rpkg and name == rfunc and rarg < len(args.named_children) \
                         and text(args.named_children[rarg]) == recv:
@@ -720,35 +796,23 @@ def _released_explicitly(ctx, loop, rel, defer, methods, helper_re) -> bool:
             if local is not None and _closes_a_parameter(local, methods):
                 return True
             if local_helpers is None:
-                local_helpers = _closing_literals(loop, methods)
+                local_helpers = _closing_literals(gofile, loop, methods)
             if name in local_helpers:
                 return True
     return False
 
 
-def _gofile_of(ctx, node):
-    root = node
-    while root.parent is not None:
-        root = root.parent
-    for gf in ctx.package.files:
-        if gf.source.root.id == root.id:
-            return gf
-    return None
-
-
-def _ancestors_until(node, stop):
-    n = node.parent
-    while n is not None and n.id != stop.id:
+def _ancestors_until(gofile, node, stop):
+    for n in ancestors(gofile, node):
+        if n.id == stop.id:
+            return
         yield n
-        n = n.parent
 
 
-def _closing_literals(loop, methods) -> set[str]:
+def _closing_literals(gofile, loop, methods) -> set[str]:
     """Local variables bound to function literals that release one of their parameters
     (`flush := func(b dbm.Batch) error { defer b.Close(); ... }`), in the function around loop."""
-    func = loop.parent
-    while func is not None and func.type not in _FUNCS:
-        func = func.parent
+    func = next((a for a in ancestors(gofile, loop) if a.type in _FUNCS), None)
     body = func.child_by_field_name("body") if func is not None else None
     out = set()
     for n in walk(body, prune=_NO_FUNCS) if body is not None else ():
@@ -808,15 +872,20 @@ def check(ctx):
     cancel_re = _compile(opts.get("cancel-name-pattern", ""))
     helper_re = _compile(opts.get("release-helper-pattern", ""))
     messages = ctx.catalogs.get("messages", {}) or {}
-    for gofile in ctx.package.files:
-        src = gofile.source
-        if not src.is_target or b"defer" not in src.data:
+    for src in ctx.targets:
+        if src.lang != "go" or b"defer" not in src.data:
             continue
-        for defer in parsing.captures("go", _DEFERS, src.root).get("d", []):
-            loops = _loops_around(defer)
+        candidates = _defers_in_loops(src.root)
+        if not candidates:
+            continue
+        gofile = ctx.package.file_of(src)
+        if gofile is None:
+            continue
+        for defer in candidates:
+            loops, func = _loops_around(gofile, defer)
             if not loops:
                 continue
-            scope = facts.enclosing(ctx, defer)
+            scope = scope_of(ctx, func)
             rel = _release_of(ctx, gofile, defer, tables, scope, cancel_re, helper_re)
             if rel is None:
                 continue
@@ -824,6 +893,36 @@ def check(ctx):
                              tables[0], helper_re)
             if finding is not None:
                 yield finding
+
+
+def _defers_in_loops(root) -> list:
+    """The defer statements whose innermost enclosing for statement or function is a for statement."""
+    caps = parsing.captures("go", _DEFERS, root)
+    defers = caps.get("d", [])
+    if not defers:
+        return []
+    scopes = sorted(caps.get("scope", []), key=lambda n: (n.start_byte, -n.end_byte))
+    out = []
+    # a sweep in document order with a stack of the open scopes (nested ranges)
+    events = sorted([(n.start_byte, 1, i, n) for i, n in enumerate(scopes)] +
+                    [(d.start_byte, 2, i, d) for i, d in enumerate(defers)], key=lambda e: (e[0], e[1], e[2]))
+    stack: list = []
+    for start, kind, _, node in events:
+        while stack and stack[-1].end_byte <= start:
+            stack.pop()
+        if kind == 1:
+            stack.append(node)
+        elif stack and stack[-1].type == "for_statement":
+            out.append(node)
+    return out
+
+
+def scope_of(ctx, func_node):
+    """The facts.Scope of a function node (without facts.enclosing's climb through Node.parent)."""
+    if func_node is None:
+        return None
+    facts.scopes(ctx)
+    return ctx.shared["go.scopes"]["by_id"].get(func_node.id)
 
 
 def _compile(pattern):
@@ -835,14 +934,15 @@ def _compile(pattern):
         return None
 
 
-def _loops_around(node) -> list:
+def _loops_around(gofile, node) -> tuple[list, object]:
+    """The for statements around node up to its function (innermost first), and that function."""
     out = []
-    n = node.parent
-    while n is not None and n.type not in _FUNCS:
+    for n in ancestors(gofile, node):
+        if n.type in _FUNCS:
+            return out, n
         if n.type == "for_statement":
             out.append(n)
-        n = n.parent
-    return out
+    return out, None
 
 
 def _judge(ctx, gofile, defer, rel, loops, scope, max_fixed, test_level, messages, methods, helper_re):
@@ -862,7 +962,7 @@ def _judge(ctx, gofile, defer, rel, loops, scope, max_fixed, test_level, message
         break
     if culprit is None:
         return None
-    if _released_explicitly(ctx, culprit, rel, defer, methods, helper_re):
+    if _released_explicitly(ctx, gofile, culprit, rel, defer, methods, helper_re):
         return None
     if not rel.acquire and not rel.has_call:
         # what the release is about: the receiver, or for a cancel function the contexts bound with it
@@ -872,10 +972,10 @@ def _judge(ctx, gofile, defer, rel, loops, scope, max_fixed, test_level, message
             # kept alive on purpose: nothing uses it after the defer (a server left running, a port
             # held), or it is stored beyond the iteration (appended, put in a map, sent)
             if not about or not _used_after(culprit, _derived(culprit, about, False), defer) \
-                    or _stored(culprit, _derived(culprit, about, True), defer):
+                    or _stored(gofile, culprit, _derived(culprit, about, True), defer):
                 return None
         elif rel.kind != "cancel" and about:
-            if not _used_after(culprit, _derived(culprit, about, False), defer) or _stored(culprit, about, defer):
+            if not _used_after(culprit, _derived(culprit, about, False), defer) or _stored(gofile, culprit, about, defer):
                 return None
     func = scope.name if scope is not None else "the function"
     call_text = _short(text(rel.call))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 
 from closelint import parsing
-from closelint.checks.cl105_defer_in_loop import can_return, fixed_iterations, flow, iterates_after
+from closelint.checks.cl105_defer_in_loop import (
+    ancestors, can_return, fixed_iterations, flow, iterates_after, parents, scope_of,
+)
 from closelint.context import go_mod_for
 from closelint.golang import facts
 from closelint.treeutil import text, walk
@@ -27,31 +29,31 @@ _UNITS = {"Nanosecond": 1e-9, "Microsecond": 1e-6, "Millisecond": 1e-3, "Second"
 
 
 def check(ctx):
-    files = [g for g in ctx.package.files
-             if g.source.is_target and (b"After(" in g.source.data or b"Tick(" in g.source.data)]
-    if not files:
+    sources = [s for s in ctx.targets
+               if s.lang == "go" and (b"After(" in s.data or b"Tick(" in s.data)]
+    if not sources:
+        return
+    messages = ctx.catalogs.get("messages", {}) or {}
+    # the version gate first: a module on Go 1.23 or later is never parsed for this rule
+    old, why = _old_timers(ctx, sources[0], messages)
+    if not old:
         return
     opts = ctx.options
-    messages = ctx.catalogs.get("messages", {}) or {}
     min_after = float(opts.get("min-after-seconds", 1.0))
     max_fixed = int(opts.get("max-fixed-iterations", 4))
     test_level = opts.get("test-level", "note")
     skip_main = bool(opts.get("skip-main-package", True))
     after_in_tests = bool(opts.get("report-after-in-tests", False))
     signal_re = _compile(opts.get("signal-channel-pattern", ""))
-    gate = {}
-    for gofile in files:
+    for src in sources:
+        gofile = ctx.package.file_of(src)
+        if gofile is None:
+            continue
         calls = []
         for _, caps in parsing.matches("go", _CALLS, gofile.source.root):
             if gofile.import_path(text(caps["pkg"][0])) == "time":
                 calls.append((caps["call"][0], text(caps["name"][0])))
         if not calls:
-            continue
-        folder = gofile.path.parent
-        if folder not in gate:
-            gate[folder] = _old_timers(ctx, gofile, messages)
-        old, why = gate[folder]
-        if not old:
             continue
         is_test = gofile.path.name.endswith("_test.go")
         level = test_level if is_test else None
@@ -68,10 +70,11 @@ def check(ctx):
 
 # ---------------------------------------------------------------------------------- version gate
 
-def _old_timers(ctx, gofile, messages) -> tuple[bool, str]:
+def _old_timers(ctx, source, messages) -> tuple[bool, str]:
     """(pre-1.23 timer semantics, why) from the nearest go.mod's go line, its godebug settings, and
-    the package's //go:debug directives (they act like a godebug line for the main package)."""
-    go_mod = go_mod_for(gofile.path.parent)
+    the package's //go:debug directives (they act like a godebug line for the main package). Every
+    file of a unit is in one folder, so one answer serves the unit."""
+    go_mod = go_mod_for(source.path.parent)
     data = b""
     if go_mod is not None:
         src = ctx.read(go_mod)
@@ -91,7 +94,7 @@ def _old_timers(ctx, gofile, messages) -> tuple[bool, str]:
     if default:
         minor = int(default.group(1))
         return minor < 23, messages.get("why-default", "godebug default=go1.{minor}").format(minor=minor)
-    version = ctx.go_version(gofile.source)
+    version = ctx.go_version(source)
     if go_mod is None:
         return True, messages.get("why-none", "no go.mod found: assuming a Go toolchain before 1.23")
     if version is None:
@@ -133,10 +136,10 @@ def _godebug_settings(go_mod: bytes) -> dict[str, str]:
 # ------------------------------------------------------------------------------------ time.After
 
 def _after(ctx, gofile, call, why, messages, min_after, max_fixed, level, signal_re):
-    loops = _body_loops(call)
+    loops = _body_loops(gofile, call)
     if not loops:
         return None
-    found = _select_arm(call, loops[0])
+    found = _select_arm(gofile, call, loops[0])
     if found is None:
         return None  # a blocking receive, or a timer kept for more than one iteration
     select, arm = found
@@ -161,27 +164,27 @@ def _after(ctx, gofile, call, why, messages, min_after, max_fixed, level, signal
     arg = _first_arg(call)
     template = messages.get("after") or "`{call}` in a select inside a loop leaks a timer per iteration ({why})"
     msg = template.format(call=_short(text(call)), dur=_short(text(arg)) if arg is not None else "its duration",
-                          why=why, func=_func_name(ctx, call))
-    return ctx.finding(gofile.source, call, msg, level=level, function=_func_name(ctx, call),
+                          why=why, func=_func_name(ctx, gofile, call))
+    return ctx.finding(gofile.source, call, msg, level=level, function=_func_name(ctx, gofile, call),
                        related=[(gofile.source, culprit.children[0], "the loop")])
 
 
-def _select_arm(call, loop):
+def _select_arm(gofile, call, loop):
     """(select statement, the arm receiving the timer) when the timer is received in a select arm:
     `case <-time.After(d):`, or `t := time.After(d)` in the loop body and `case <-t:`."""
-    n = call.parent
+    up = parents(gofile)
+    n = up(call)
     while n is not None and n.type == "parenthesized_expression":
-        n = n.parent
+        n = up(n)
     if n is not None and n.type == "unary_expression" and text(n.child_by_field_name("operator")) == "<-":
-        stmt = n.parent
+        stmt = up(n)
         if stmt is not None and stmt.type == "receive_statement":
-            arm = stmt.parent
+            arm = up(stmt)
             if arm is not None and arm.type == "communication_case":
-                return arm.parent, arm
+                return up(arm), arm
         return None
-    if n is not None and n.type == "expression_list" and n.parent is not None \
-            and n.parent.type in ("short_var_declaration", "assignment_statement"):
-        decl = n.parent
+    decl = up(n) if n is not None and n.type == "expression_list" else None
+    if decl is not None and decl.type in ("short_var_declaration", "assignment_statement"):
         right, left = decl.child_by_field_name("right"), decl.child_by_field_name("left")
         if right is None or left is None or right.id != n.id:
             return None
@@ -199,7 +202,7 @@ def _select_arm(call, loop):
             right = comm.child_by_field_name("right")
             if right is not None and right.type == "unary_expression" \
                     and text(right.child_by_field_name("operand")) == name:
-                return arm.parent, arm
+                return up(arm), arm
     return None
 
 
@@ -274,12 +277,12 @@ def _assigns_condition(arm, loop) -> bool:
 # ------------------------------------------------------------------------------------- time.Tick
 
 def _tick(ctx, gofile, call, why, messages, max_fixed, level, skip_main):
-    func = _enclosing_func(call)
+    func = _enclosing_func(gofile, call)
     if func is None:
         return None  # a package-level ticker lives as long as the program: fine
-    name = _func_name(ctx, call)
-    stmt = _statement_of(call)
-    for loop in _body_loops(call):
+    name = _func_name(ctx, gofile, call)
+    stmt = _statement_of(gofile, call)
+    for loop in _body_loops(gofile, call):
         if stmt is None or not iterates_after(stmt, loop, gofile):
             continue
         count = fixed_iterations(loop)
@@ -307,36 +310,40 @@ def _inside(node, outer) -> bool:
     return outer.start_byte <= node.start_byte and node.end_byte <= outer.end_byte and node.id != outer.id
 
 
-def _body_loops(node) -> list:
+def _body_loops(gofile, node) -> list:
     """The for statements whose body holds node (innermost first), up to the enclosing function; a
     loop whose header holds node (`for range time.Tick(d)`, evaluated once) does not count."""
     out = []
-    child, n = node, node.parent
-    while n is not None and n.type not in _FUNCS:
+    child = node
+    for n in ancestors(gofile, node):
+        if n.type in _FUNCS:
+            break
         if n.type == "for_statement":
             body = n.child_by_field_name("body")
             if body is not None and body.id == child.id:
                 out.append(n)
-        child, n = n, n.parent
+        child = n
     return out
 
 
-def _enclosing_func(node):
-    n = node.parent
-    while n is not None and n.type not in _FUNCS:
-        n = n.parent
-    return n
+def _enclosing_func(gofile, node):
+    return next((n for n in ancestors(gofile, node) if n.type in _FUNCS), None)
 
 
-def _statement_of(node):
-    n = node
-    while n.parent is not None and n.parent.type not in ("statement_list", "block") and n.type not in _FUNCS:
-        n = n.parent
-    return n if n.parent is not None and n.parent.type == "statement_list" else None
+def _statement_of(gofile, node):
+    """The statement of a statement list that holds node (None inside a header or a declaration)."""
+    child = node
+    for n in ancestors(gofile, node):
+        if n.type == "statement_list":
+            return child
+        if n.type in _FUNCS or n.type == "block":
+            return None
+        child = n
+    return None
 
 
-def _func_name(ctx, node) -> str:
-    scope = facts.enclosing(ctx, node)
+def _func_name(ctx, gofile, node) -> str:
+    scope = scope_of(ctx, _enclosing_func(gofile, node))
     return scope.name if scope is not None else "the function"
 
 
@@ -378,9 +385,8 @@ def _locals(gofile, node) -> dict:
     """Variables of the function around node (the outermost one: closures see its variables)
     assigned exactly once, by `name := value` (`internalTimeout := time.Second`): they behave as
     constants. Shadowing is ignored: a name declared twice counts as assigned twice."""
-    func = _enclosing_func(node)
-    while func is not None and func.type == "func_literal" and _enclosing_func(func) is not None:
-        func = _enclosing_func(func)  # a closure sees the variables of the functions around it
+    funcs = [n for n in ancestors(gofile, node) if n.type in _FUNCS]
+    func = funcs[-1] if funcs else None  # the outermost: a closure sees the variables around it
     body = func.child_by_field_name("body") if func is not None else None
     if body is None:
         return {}
