@@ -224,7 +224,7 @@ def version_of(catalog: Catalog, name: str, requirement: str | None, locked: str
         newest = row.range.low if row is not None else None
         return row, Resolved(lowest(row.range) if row else None, what, False,
                              f"version {what} has no upper bound: assuming the newest release"
-                             + (f" ({lowest(row.range)} or later)" if newest else ""))
+                             + (f", {lowest(row.range)} or later" if newest else ""))
     row = catalog.newest(name)
     return row, Resolved(lowest(row.range) if row else None, "(no version)", False,
                          "no version given (git or path): assuming a current release")

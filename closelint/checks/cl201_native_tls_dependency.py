@@ -13,6 +13,17 @@ the chain is appended, its Cargo.lock entries becoming related locations. The lo
 check in the other direction: a manifest verdict whose dependency reaches neither native-tls nor
 openssl-sys in the lock (which Cargo writes with every feature and target on) is dropped.
 
+The lock walk: Cargo writes the lock with every feature of every member on and for every target, so
+an edge there is an edge *some* build has. Each package is walked with what is asked of its TLS (YES,
+MAYBE, NO): the table says which edges exist only for a native feature (reqwest -> hyper-tls) and
+who forwards that request; crates the table does not know pass on MAYBE. An edge taken on MAYBE is a
+guess: it is not taken from a package whose TLS request a member's own declaration or opt-in feature
+already explains, and a guess is reported only at the declaration closest to the native crate.
+
+Path dependencies: the features a member asks of another local package are followed through local
+packages (Cargo's feature unification), and reported at the asking line when they turn native TLS on
+that the package's own default build does not.
+
 Where a finding goes: the member's dependency line when that Cargo.toml is a target of the scan; the
 [workspace.dependencies] line when the cause is the root's declaration and the root is a target;
 else the dependency's [[package]] entry in Cargo.lock when the lock is the target (pre-commit after
