@@ -118,6 +118,8 @@ def parse(path: Path, data: bytes) -> Lock:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ManifestError(str(exc), _line_of(str(exc))) from None
+        except RecursionError:  # tomllib recurses on nested arrays and inline tables
+            raise ManifestError("arrays or inline tables nested too deeply to read") from None
     raw = doc.get("package", [])
     if not isinstance(raw, list):
         raw = []

@@ -87,6 +87,8 @@ def parse(path: Path, data: bytes) -> Manifest:
         doc = tomllib.loads(data.decode("utf-8", "replace"))
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(str(exc), _line_of(str(exc))) from None
+    except RecursionError:  # tomllib recurses on nested arrays and inline tables
+        raise ManifestError("arrays or inline tables nested too deeply to read") from None
     m = Manifest(path, doc)
     for section, kind, target in _dependency_tables(doc):
         table = _get(doc, section)
