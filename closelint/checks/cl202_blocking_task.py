@@ -30,6 +30,7 @@ class _Cfg:
         self.exit_calls = frozenset(o.get("exit-calls", ()))
         self.unwraps = frozenset(o.get("panicking-unwraps", ()))
         self.fallible = frozenset(o.get("fallible-waits", ()))
+        self.peer_gone = frozenset(o.get("peer-gone-calls", ()))
         self.background = o.get("report-background", True)
         self.constructors = tuple(o.get("background-constructors", ()))
 
@@ -49,7 +50,7 @@ def check(ctx):
         found = _forever_loop(uf, sp, cfg)
         if found is None:
             continue
-        lrf, loop, wait, via = found
+        lrf, loop, (wait, ignored), via = found
         lp = w.repeating_loop(collections=False)
         what = "thread" if sp.kind == "thread" else "task"
         call_name = sp.path if len(sp.path) <= 40 else sp.path.rsplit(".", 1)[-1]
@@ -69,36 +70,45 @@ def check(ctx):
             if (not cfg.background or fate != "dropped" or w.fn is None or not w.fn.impl_type
                     or not _constructor(w.fn.name, cfg) or uf.startup_only(w.fn)):
                 continue
-            yield _background(ctx, sp, w, lrf, loop, wait, via, what, call_name)
+            yield _background(ctx, sp, w, lrf, loop, wait, ignored, what, call_name)
             continue
         whose = "whose `loop`" if not via else f"whose `loop` (in `{via[-1].display}`)"
         if fate == "kept" and _aborted_later(uf, sp):
             continue
-        handle = ("; its JoinHandle is dropped, so nothing can stop it" if fate == "dropped"
+        handle = (", and the dropped JoinHandle cannot stop it" if fate == "dropped"
                   else "; its JoinHandle is kept but never aborted")
-        fix = ("Leave the loop when the peer goes away (`break` on `Ok(0)`/`Err`, or `?`) or check a "
-               "stop flag." if what == "thread" else
-               "Leave the loop when the peer goes away (`?`/`break` on `Err`/`None`) or select on a "
-               "`CancellationToken`.")
-        msg = (f"`{call_name}` starts a {what} {per} {whose} "
-               f"never ends: it waits on `{_short(wait)}` but has no `break`, `return` or `?` on a failed "
-               f"operation and no `select!` arm on a shutdown signal, so every {noun} leaves a {what} "
-               f"(and all it holds) behind{handle}. {fix}")
-        related = [(lrf.source, wait, f"the {what} waits here on every turn of a loop with no exit")]
+        stop = "check a stop flag" if what == "thread" else "select on a `CancellationToken`"
+        if ignored is not None:
+            fix = f"Leave the loop when `{_short(ignored)}` fails instead of ignoring the error, or {stop}."
+        elif what == "thread":
+            fix = f"Leave the loop when the peer goes away (`break` on `Ok(0)`/`Err`, or `?`), or {stop}."
+        else:
+            fix = f"Leave the loop when the peer goes away (`?`/`break` on `Err`/`None`), or {stop}."
+        msg = (f"`{call_name}` starts a {what} {per} {whose} never ends (no `break`, `return`, `?` or "
+               f"shutdown `select!` arm; it waits on `{_short(wait)}`), so every {noun} leaves a {what} "
+               f"and all it holds behind{handle}. {fix}")
+        related_ignored = ([(lrf.source, ignored, "the error that would end the loop is ignored here")]
+                           if ignored is not None else [])
+        related = [(lrf.source, wait, f"the {what} waits here on every turn of a loop with no exit"),
+                   *related_ignored]
         if lrf is not sp.file or not (sp.call.start_byte <= loop.start_byte < sp.call.end_byte):
             related.append((lrf.source, _loop_keyword(loop), "this loop never ends"))
         yield ctx.finding(sp.file.source, sp.call, msg, level=level, related=related,
                           function=w.fn.display if w.fn else "")
 
 
-def _background(ctx, sp, w, lrf, loop, wait, via, what, call_name):
+def _background(ctx, sp, w, lrf, loop, wait, ignored, what, call_name):
     t = w.fn.impl_type
     msg = (f"`{call_name}` in `{w.fn.display}` starts a background {what} whose `loop` never ends "
            f"(it waits on `{_short(wait)}` with no `break`, `return`, `?` or shutdown arm) and drops its "
            f"JoinHandle: fine if the process builds one `{t}` and keeps it for good, but every other "
-           f"`{t}` built leaves a {what} (and what it captured) behind. Keep the JoinHandle and abort "
-           f"it on drop, or select on a shutdown signal.")
+           f"`{t}` built leaves a {what} (and what it captured) behind. "
+           + (f"Leave the loop when `{_short(ignored)}` fails (the other side is gone), keep the "
+              f"JoinHandle and abort it on drop, or select on a shutdown signal." if ignored is not None
+              else "Keep the JoinHandle and abort it on drop, or select on a shutdown signal."))
     related = [(lrf.source, wait, f"the {what} waits here forever")]
+    if ignored is not None:
+        related.append((lrf.source, ignored, "the error that would end the loop is ignored here"))
     return ctx.finding(sp.file.source, sp.call, msg, level="note", related=related,
                        function=w.fn.display)
 
@@ -220,9 +230,9 @@ def _forever_loop(uf, sp, cfg):
                     n.type == "while_expression" and text(n.child_by_field_name("condition")) == "true")) \
                     and budget[0] > 0:
                 budget[0] -= 1
-                wait = _endless(n, cfg)
-                if wait is not None:
-                    candidates.append((rf, n, wait, via))
+                found = _endless(n, cfg)
+                if found is not None:
+                    candidates.append((rf, n, found, via))
             elif n.type == "call_expression" and len(via) < _MAX_DEPTH and not _inside(n, spawn_args, body):
                 for callee in uf.resolve_call(rf, n, fn):
                     if callee.body is not None and callee.body not in seen and not callee.is_test:
@@ -256,9 +266,12 @@ def _is_stop(name: str, cfg) -> bool:
 
 
 def _endless(loop, cfg):
-    """The first wait (await, blocking call, select!) of a loop that has no exit; None if the loop
-    can end (or never waits: a busy loop is another problem)."""
+    """(first wait, first ignored failure) of a loop that has no exit; None if the loop can end (or
+    never waits: a busy loop is another problem). The wait is an await, a blocking call or a
+    select!; the ignored failure a fallible call whose error is thrown away (`let _ = tx.send(..)`,
+    `.ok()`, `if let Ok(..) = ..`, `.is_err()` that does not leave)."""
     wait = None
+    ignored = None
     body = loop.child_by_field_name("body")
     if body is None:
         return None
@@ -295,7 +308,31 @@ def _endless(loop, cfg):
                     return None
             if name in cfg.blocking and wait is None:
                 wait = n
-    return wait
+            if name in cfg.fallible and _result_ignored(n) and (
+                    ignored is None or (name in cfg.peer_gone and callee_name(ignored) not in cfg.peer_gone)):
+                ignored = n
+    return (wait, ignored) if wait is not None else None
+
+
+def _result_ignored(call) -> bool:
+    """The Result of call is thrown away: `let _ = call`, `call.ok();`, `if let Ok(..) = call`,
+    `if call.is_err() { .. }` (the loop has no exit, so the branch does not leave)."""
+    node = call
+    p = node.parent
+    while p is not None and p.type in ("await_expression", "parenthesized_expression"):
+        node, p = p, p.parent
+    if p is None:
+        return False
+    if p.type == "let_declaration":
+        pat = p.child_by_field_name("pattern")
+        return pat is not None and text(pat).startswith("_")
+    if p.type == "field_expression":
+        name = text(p.child_by_field_name("field"))
+        return name in ("ok", "is_err", "is_ok")
+    if p.type == "let_condition":
+        pat = p.child_by_field_name("pattern")
+        return pat is not None and text(pat).startswith("Ok(")
+    return False
 
 
 def _label_of(brk) -> str:
