@@ -843,6 +843,29 @@ def _literal_closes_a_parameter(lit, methods) -> bool:
     return False
 
 
+def _in_goroutine(loop, names: set[str]) -> bool:
+    """Is one of names used by a `go` statement in the loop body (its call or its func literal)?"""
+    body = loop.child_by_field_name("body")
+    for n in walk(body) if body is not None else ():
+        if n.type == "go_statement":
+            if any(i.type == "identifier" and text(i) in names for i in walk(n)):
+                return True
+    return False
+
+
+def _waits_after(gofile, loop) -> bool:
+    """Does the function wait for something after the loop (`wg.Wait()`, `g.Wait()`)?"""
+    func = next((a for a in ancestors(gofile, loop) if a.type in _FUNCS), None)
+    body = func.child_by_field_name("body") if func is not None else None
+    for n in walk(body, prune=_NO_FUNCS) if body is not None else ():
+        if n.type == "call_expression" and n.start_byte >= loop.end_byte:
+            fn = n.child_by_field_name("function")
+            if fn is not None and fn.type == "selector_expression" and text(fn.child_by_field_name("field")) == "Wait" \
+                    and not (n.child_by_field_name("arguments") and n.child_by_field_name("arguments").named_children):
+                return True
+    return False
+
+
 def _acquired_in(loop, release) -> str | None:
     """For a lock: the `mu.Lock()` call on the same receiver inside the loop, as text."""
     if not release.acquire or release.recv is None:
@@ -971,11 +994,16 @@ def _judge(ctx, gofile, defer, rel, loops, scope, max_fixed, test_level, message
             about.discard("_")
             # kept alive on purpose: nothing uses it after the defer (a server left running, a port
             # held), or it is stored beyond the iteration (appended, put in a map, sent)
+            # or handed to a goroutine: cancelling it at the end of the iteration would abort that work
+            derived = _derived(culprit, about, True)
             if not about or not _used_after(culprit, _derived(culprit, about, False), defer) \
-                    or _stored(gofile, culprit, _derived(culprit, about, True), defer):
+                    or _stored(gofile, culprit, derived, defer) or _in_goroutine(culprit, derived):
                 return None
         elif rel.kind != "cancel" and about:
             if not _used_after(culprit, _derived(culprit, about, False), defer) or _stored(gofile, culprit, about, defer):
+                return None
+            # fan-out and join: goroutines use it and the function waits for them after the loop
+            if _in_goroutine(culprit, about) and _waits_after(gofile, culprit):
                 return None
     func = scope.name if scope is not None else "the function"
     call_text = _short(text(rel.call))
