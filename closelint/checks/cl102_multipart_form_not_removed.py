@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 
-from closelint.golang import facts as gofacts
 from closelint.golang import http
 from closelint.treeutil import text, walk
 
@@ -122,7 +121,8 @@ class _Analysis:
         out = []
         first = group[0]
         memory = {id(s.call): self.memory(s) for s in group}
-        if not self.removed(scope, first) and not self.parsed_earlier(scope, first):
+        earlier = first.method != "ParseMultipartForm" and self._parses_before(scope, first.call)
+        if not earlier and not self.removed(scope, first) and not self.parsed_earlier(scope, first):
             level, msg, related = self.leak_message(scope, first)
             extra = memory.pop(id(first.call), None)
             if extra is not None:

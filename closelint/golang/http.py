@@ -976,10 +976,3 @@ def path_matches(path, globs) -> bool:
                     (g.endswith("/**") and (tail + "/").startswith(g[:-2])):
                 return True
     return False
-
-
-def describe_level(level: str, lower: bool) -> str:
-    """One level lower for functions that are not handlers: error -> warning -> note."""
-    if not lower:
-        return level
-    return {"error": "warning", "warning": "note"}.get(level, "note")
