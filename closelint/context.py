@@ -42,12 +42,13 @@ def go_version_of(go_mod: Path | None) -> tuple[int, int] | None:
 class UnitContext:
     """Shared by every rule that runs on one unit: files, and facts computed once (the package index)."""
 
-    def __init__(self, kind: str, folder: Path, files: list[SourceFile]):
+    def __init__(self, kind: str, folder: Path, files: list[SourceFile], notes: list | None = None):
         self.kind = kind  # "go" | "rust" | "cargo"
         self.folder = folder
         self.files = files
         self._package = None
-        self._extra: dict[Path, SourceFile | None] = {}
+        self._notes = notes if notes is not None else []
+        self._by_path: dict[Path, SourceFile | None] = {f.path: f for f in files}
         self.shared: dict = {}  # facts computed once per unit, keyed by whoever computes them
 
     @property
@@ -66,15 +67,12 @@ class UnitContext:
     def read(self, path: Path) -> SourceFile | None:
         """A file outside the unit, read for context only (a workspace's root Cargo.toml, Cargo.lock)."""
         path = Path(path)
-        for f in self.files:
-            if f.path == path:
-                return f
-        if path not in self._extra:
+        if path not in self._by_path:
             try:
-                self._extra[path] = SourceFile(path, path.read_bytes(), is_target=False)
+                self._by_path[path] = SourceFile(path, path.read_bytes(), is_target=False, notes=self._notes)
             except OSError:
-                self._extra[path] = None
-        return self._extra[path]
+                self._by_path[path] = None
+        return self._by_path[path]
 
 
 class RuleContext:

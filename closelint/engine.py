@@ -215,7 +215,7 @@ def run_unit(unit: Unit) -> UnitResult:
 
 
 def _analyse(unit, sources, targets, rules, settings, result):
-    uctx = UnitContext(unit.kind, Path(unit.folder), sources)
+    uctx = UnitContext(unit.kind, Path(unit.folder), sources, result.notifications)
     covered: dict[str, dict] = {}
     for rule in rules:
         module = importlib.import_module(rule.module)

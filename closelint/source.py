@@ -38,9 +38,12 @@ class SourceFile:
             if root.has_error and self.is_target:
                 bad = first_error(root)
                 line = bad.start_point[0] + 1 if bad is not None else 0
-                self._notes.append(Notification(
-                    str(self.path), f"syntax error at line {line}; analysed what parsed", "warning", line))
+                self.note(f"syntax error at line {line}; analysed what parsed", line=line)
         return self._tree
+
+    def note(self, message: str, level: str = "warning", line: int = 0) -> None:
+        """Tell the user something about this file (one line on stderr, a SARIF notification)."""
+        self._notes.append(Notification(str(self.path), message, level, line))
 
     @property
     def root(self):

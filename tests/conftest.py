@@ -20,6 +20,16 @@ SCHEMA = Path(os.environ.get("CLOSELINT_SARIF_SCHEMA", ROOT.parent / "shared" / 
 WANT = re.compile(rb"(?://|#)\s*want((?:\s+CL\d{3}(?::(?:error|warning|note))?)+)\s*$")
 
 
+# `// want notification` (`# want notification`): the scan must name this file in one notification
+# (unreadable, undecodable, unparsable input) and go on.
+WANT_NOTE = re.compile(rb"(?://|#)\s*want notification\b")
+
+
+def notifications_wanted(folder: Path) -> set[str]:
+    return {path.relative_to(folder).as_posix() for path in sorted(folder.rglob("*"))
+            if path.is_file() and WANT_NOTE.search(path.read_bytes())}
+
+
 def wants_of(folder: Path) -> tuple[set, dict]:
     """({(relative path, line, code)}, {(path, line, code): level}) from the want comments under folder."""
     wants, levels = set(), {}

@@ -3,7 +3,8 @@ flagged with that code, and nothing else may be flagged.
 
 Each folder tests/fixtures/<RULE>/<case>/ is one case, scanned as a whole by the real pipeline (its own
 closelint.toml applies when it has one). A case without wants is a negative fixture: correct code
-that must stay clean.
+that must stay clean. A file marked `want notification` must be named in exactly one notification
+(broken input), and no other file may be.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from closelint.report import sarif
 from closelint.rulebook import load_rules
-from conftest import FIXTURES, assert_valid_sarif, got_of, run_scan, wants_of
+from conftest import FIXTURES, assert_valid_sarif, got_of, notifications_wanted, run_scan, wants_of
 
 CASES = sorted(p for rule in FIXTURES.iterdir() if rule.is_dir() for p in rule.iterdir() if p.is_dir())
 
@@ -39,6 +40,9 @@ def test_fixture(case: Path):
     wrong_levels = {k: (lv, got_levels[k]) for k, lv in want_levels.items() if got_levels.get(k) != lv}
     assert not wrong_levels, f"levels (wanted, got): {wrong_levels}"
     assert not [n for n in result.notifications if n.level == "error"], result.notifications
+    notified = [Path(n.path).relative_to(case).as_posix() for n in result.notifications]
+    assert sorted(notified) == sorted(notifications_wanted(case)), \
+        f"notifications (one per marked file): {[(n.path, n.message) for n in result.notifications]}"
     # Every SARIF the tests produce is validated against the OASIS schema.
     assert_valid_sarif(sarif.build(result.findings, list(load_rules().values()), result.notifications, [str(case)]))
 

@@ -44,7 +44,6 @@ from closelint.cargo import manifest as mf
 from closelint.cargo import render
 from closelint.cargo.catalog import Catalog, Resolved, Row, compile_catalog, version_of
 from closelint.cargo.semver import SemverError, lowest, parse_requirement, parse_version
-from closelint.findings import Notification
 
 LEVEL_RANK = {"note": 0, "warning": 1, "error": 2}
 SINKS = ("native-tls", "openssl-sys")
@@ -141,8 +140,7 @@ class _Scan:
         if src.path in self.noted:
             return
         self.noted.add(src.path)
-        # The engine collects a unit's notifications from its SourceFiles' notes list.
-        src._notes.append(Notification(str(src.path), message, "warning", line))
+        src.note(message, line=line)
 
     def manifest(self, path: str) -> mf.Manifest | None:
         if path not in self.manifests:
