@@ -185,9 +185,11 @@ def _stored_in_fields(sp) -> set:
 
 
 def _per_noun(per: str) -> str:
-    if per.startswith("per "):
-        return per[4:].split(" ", 1)[0]
-    return "request"
+    """`per connection (...)` / `once per item (...)` -> connection / item."""
+    head = per.split(" (", 1)[0]
+    if "per " in head:
+        return head.rsplit("per ", 1)[1].split(" ", 1)[0]
+    return "turn" if "endless" in head else "request"
 
 
 def _short(node, limit: int = 48) -> str:

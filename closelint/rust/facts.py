@@ -319,7 +319,7 @@ class Spawn:
 @dataclass
 class LoopInfo:
     node: object
-    kind: str               # "per-item" | "unbounded" | "collection" | "bounded"
+    kind: str               # "per-item" | "unbounded" | "collection" | "bounded" | "dispatch"
     reason: str = ""        # "accept loop", "`for peer in peers`"
     once: bool = False      # the loop leaves right after the node (a retry loop): it does not repeat it
     noun: str = "iteration"  # what one turn stands for: connection, peer, request, item
@@ -838,6 +838,15 @@ class UnitFacts:
         `listener.accept()`"), noun what one turn stands for ("connection", "peer", "item")."""
         sources = set(self.vocab.item_sources)
         once = node is not None and _leaves_after(loop, node, path)
+        info = self._classify_loop(loop, sources, once)
+        if info.kind == "per-item" and info.noun == "item" and path and any(
+                a.type == "match_arm" for a in path):
+            # an actor's command loop: one arm of a `match` on the received message runs for some
+            # messages only (`FirstClientConnected`), not for every item
+            info.kind = "dispatch"
+        return info
+
+    def _classify_loop(self, loop, sources, once) -> LoopInfo:
         if loop.type == "for_expression":
             pat, value = loop.child_by_field_name("pattern"), loop.child_by_field_name("value")
             src = _source_call(value, sources)
