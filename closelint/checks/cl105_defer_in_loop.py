@@ -853,6 +853,16 @@ def _in_goroutine(loop, names: set[str]) -> bool:
     return False
 
 
+def _bounded_header(loop) -> bool:
+    """A range loop or a counted `for init; cond; post` loop (not `for {}` nor `for cond {}`)."""
+    for c in loop.named_children:
+        if c.type == "range_clause":
+            return True
+        if c.type == "for_clause":
+            return c.child_by_field_name("condition") is not None and c.child_by_field_name("update") is not None
+    return False
+
+
 def _waits_after(gofile, loop) -> bool:
     """Does the function wait for something after the loop (`wg.Wait()`, `g.Wait()`)?"""
     func = next((a for a in ancestors(gofile, loop) if a.type in _FUNCS), None)
@@ -1002,8 +1012,13 @@ def _judge(ctx, gofile, defer, rel, loops, scope, max_fixed, test_level, message
         elif rel.kind != "cancel" and about:
             if not _used_after(culprit, _derived(culprit, about, False), defer) or _stored(gofile, culprit, about, defer):
                 return None
-            # fan-out and join: goroutines use it and the function waits for them after the loop
-            if _in_goroutine(culprit, about) and _waits_after(gofile, culprit):
+            # handed to goroutines started in the loop: they need it beyond the iteration. That is
+            # deliberate when the function waits for them after the loop (fan-out and join), or when
+            # the loop is a bounded setup (a range or a counted loop: N peers running for the rest of
+            # the function); an endless accept loop (`for { c := accept(); defer c.Close(); go
+            # serve(c) }`) is still reported
+            if _in_goroutine(culprit, _derived(culprit, about, True)) \
+                    and (_waits_after(gofile, culprit) or _bounded_header(culprit)):
                 return None
     func = scope.name if scope is not None else "the function"
     call_text = _short(text(rel.call))
