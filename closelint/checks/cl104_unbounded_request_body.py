@@ -141,6 +141,10 @@ class _Analysis:
                 i = int(row.get("arg", 0))
                 if i >= len(argv):
                     return None
+                if "when-true" in row:
+                    j = int(row["when-true"])
+                    if j >= len(argv) or text(argv[j]) != "true":
+                        return None
                 if "into-buffer" in row:
                     j = int(row["into-buffer"])
                     dst = hf.classify(scope, argv[j], tables) if j < len(argv) else None
