@@ -154,7 +154,7 @@ def _apply_rule_section(cfg: Config, rule, section: dict, path: Path):
                 raise ConfigError(f"{path}: {where} {key} must be an array of tables ([[{rule.code}.{key}]])")
             cfg.catalogs[rule.code][key] = cfg.catalogs[rule.code][key] + value
         else:
-            known = sorted({"level", *rule.options, *rule.catalogs})
+            known = sorted({"level", *rule.options, *(k for k, v in rule.catalogs.items() if isinstance(v, list))})
             raise ConfigError(f"{path}: {where} unknown key {key!r} (known: {', '.join(known)})")
 
 

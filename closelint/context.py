@@ -78,11 +78,17 @@ class UnitContext:
 class RuleContext:
     """One rule's view of a unit."""
 
-    def __init__(self, unit: UnitContext, rule: Rule, options: dict, catalogs: dict):
+    def __init__(self, unit: UnitContext, rule: Rule, options: dict, catalogs: dict,
+                 all_catalogs: dict | None = None):
         self.unit = unit
         self.rule = rule
         self.options = options
         self.catalogs = catalogs
+        self._all_catalogs = all_catalogs or {}
+
+    def catalogs_of(self, code: str) -> dict:
+        """Another rule's catalog tables with the user's rows added (CL105 releases what CL101 knows)."""
+        return self._all_catalogs.get(code, {})
 
     # The unit's facts, for convenience
     @property

@@ -222,7 +222,8 @@ def _analyse(unit, sources, targets, rules, settings, result):
         tokens = getattr(module, "TOKENS", None)
         if tokens and not any(t in s.data for s in targets.values() for t in tokens):
             continue  # byte-level prefilter: nothing in these files can match
-        ctx = RuleContext(uctx, rule, settings.options.get(rule.code, {}), settings.catalogs.get(rule.code, {}))
+        ctx = RuleContext(uctx, rule, settings.options.get(rule.code, {}), settings.catalogs.get(rule.code, {}),
+                          settings.catalogs)
         try:
             found = list(module.check(ctx))
         except Exception as exc:  # noqa: BLE001 - a rule's bug must not end the scan
