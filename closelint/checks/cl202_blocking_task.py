@@ -8,12 +8,13 @@ from closelint.rust.facts; this module decides whether the body's loop can end, 
 from __future__ import annotations
 
 from closelint.rust.facts import (
-    BODY_BOUNDARIES, LOOPS, TooDeep, call_fate, callee_name, compact, facts, macro_name, strip_parens,
+    BODY_BOUNDARIES, LOOPS, TooDeep, Vocab, call_fate, callee_name, compact, facts, macro_name, strip_parens,
     up, words,
 )
 from closelint.treeutil import text, walk
 
-TOKENS = (b"spawn",)
+# No module TOKENS: users add spawn functions in config ([[CL202.spawns]]), so the byte prefilter is
+# built from the catalog in check().
 
 _MAX_DEPTH = 3  # how many calls deep a task's body is followed into the unit's functions
 _MAX_LOOPS = 16  # loops looked at per task (each one walks its body)
@@ -36,8 +37,12 @@ class _Cfg:
 
 
 def check(ctx):
+    vocab = Vocab.from_ctx(ctx)
+    names = [n.encode() for n in vocab.spawn_names()]
+    if not any(n in f.data for f in ctx.targets for n in names):
+        return
     cfg = _Cfg(ctx)
-    uf = facts(ctx)
+    uf = facts(ctx, vocab)
     for sp in uf.spawns:
         if not sp.file.source.is_target:
             continue

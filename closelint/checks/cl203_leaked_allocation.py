@@ -14,15 +14,16 @@ from closelint.rust.facts import (
 )
 from closelint.treeutil import text, walk
 
-TOKENS = (b"leak", b"forget", b"ManuallyDrop")
+# No module TOKENS: users add leaking calls in config ([[CL203.leaks]]); check() builds the byte
+# prefilter from the catalog.
 
-_Q = """
+_QUERY = """
 ((call_expression function: [(scoped_identifier name: (identifier) @n)
                              (identifier) @n
                              (field_expression field: (field_identifier) @n)
                              (generic_function function: [(scoped_identifier name: (identifier) @n)
                                                           (identifier) @n])]) @call
- (#any-of? @n "leak" "forget" "new"))
+ (#any-of? @n {names}))
 """
 
 
@@ -30,6 +31,10 @@ class _Cfg:
     def __init__(self, ctx):
         o, c = ctx.options, ctx.catalogs
         self.rows = list(c.get("leaks", ()))
+        # the called names (`leak`, `forget`, `new`) and the bytes a file must hold to have one
+        # (`ManuallyDrop` rather than `new`)
+        self.names = sorted({(r.get("path") or r.get("method", "")).rsplit("::", 1)[-1] for r in self.rows} - {""})
+        self.tokens = tuple({_token(r).encode() for r in self.rows} - {b""})
         self.buffer_types = frozenset(o.get("buffer-types", ()))
         self.buffer_macros = frozenset(o.get("buffer-macros", ()))
         self.buffer_methods = frozenset(o.get("buffer-methods", ()))
@@ -38,15 +43,25 @@ class _Cfg:
         self.memo_lookups = frozenset(o.get("memo-lookups", ()))
 
 
+def _token(row) -> str:
+    parts = (row.get("path") or row.get("method", "")).split("::")
+    while len(parts) > 1 and parts[-1] in ("new", "from", "default"):
+        parts.pop()
+    return parts[-1]
+
+
 def check(ctx):
     cfg = _Cfg(ctx)
+    if not any(t in f.data for f in ctx.targets for t in cfg.tokens):
+        return
     uf = facts(ctx)
     defines_leak = "leak" in uf.by_name  # a type of the unit has its own `leak` method
+    query = _QUERY.format(names=" ".join(f'"{n}"' for n in cfg.names))
     for rf in uf.files:
         src = rf.source
-        if not src.is_target or not any(t in src.data for t in TOKENS):
+        if not src.is_target or not any(t in src.data for t in cfg.tokens):
             continue
-        for call in parsing.captures("rust", _Q, src.root).get("call", ()):
+        for call in parsing.captures("rust", query, src.root).get("call", ()):
             row, arg = _match(rf, call, cfg, defines_leak)
             if row is None:
                 continue

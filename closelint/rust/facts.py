@@ -27,6 +27,7 @@ from closelint.treeutil import text, walk
 KEY = "closelint.rust.facts"
 
 LOOPS = ("loop_expression", "while_expression", "for_expression")
+SPAWN_METHODS = ("spawn", "spawn_local", "spawn_blocking")  # `rt.spawn(..)`, `Builder::new().spawn(..)`
 # Nodes whose inside is a different body: `return`, `?` and `break` there do not leave ours.
 BODY_BOUNDARIES = ("closure_expression", "async_block", "function_item", "const_item", "static_item",
                    "impl_item", "trait_item", "mod_item")
@@ -92,6 +93,10 @@ class Vocab:
     startup_attributes: tuple = ()    # `#[tokio::main]`
     once_calls: tuple = ()            # `get_or_init`, `Lazy::new`: closures run once
     test_attributes: tuple = ()       # `#[test]`, `#[tokio::test]`, `#[rstest]`
+
+    def spawn_names(self) -> tuple:
+        """The last name segments a spawn call can have: the catalog's and the runtime methods."""
+        return tuple(sorted({p.rsplit("::", 1)[-1] for p, _ in self.spawns} | set(SPAWN_METHODS)))
 
     @classmethod
     def from_ctx(cls, ctx) -> "Vocab":
@@ -652,14 +657,15 @@ class UnitFacts:
         return self._spawn_by_arg.get(node)
 
     def _find_spawns(self, rf: RustFile) -> None:
+        names = self.vocab.spawn_names()
+        if not any(n.encode() in rf.source.data for n in names):
+            return
         q = ('((call_expression function: [(identifier) @n (scoped_identifier name: (identifier) @n) '
              '(field_expression field: (field_identifier) @n) (generic_function function: '
              '[(identifier) @n (scoped_identifier name: (identifier) @n)])]) @call '
-             '(#match? @n "^spawn"))')
+             '(#any-of? @n ' + " ".join(f'"{n}"' for n in names) + '))')
         paths = dict(self.vocab.spawns)
         receivers = set(self.vocab.spawn_receivers)
-        if b"spawn" not in rf.source.data:
-            return
         for call in parsing.captures("rust", q, rf.source.root).get("call", []):
             fnode = call.child_by_field_name("function")
             args = call.child_by_field_name("arguments")
@@ -670,7 +676,7 @@ class UnitFacts:
                 continue
             if fnode.type == "field_expression":
                 name = text(fnode.child_by_field_name("field"))
-                if name not in ("spawn", "spawn_local", "spawn_blocking"):
+                if name not in SPAWN_METHODS:
                     continue
                 recv = fnode.child_by_field_name("value")
                 rtext = compact(recv)
