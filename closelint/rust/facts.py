@@ -102,7 +102,7 @@ class Vocab:
     def from_ctx(cls, ctx) -> "Vocab":
         o, c = ctx.options, ctx.catalogs
         return cls(
-            spawns=tuple((r["path"], r.get("kind", "task")) for r in c.get("spawns", ())),
+            spawns=tuple((r["path"], r.get("kind", "task")) for r in _spawn_rows(ctx)),
             spawn_receivers=tuple(o.get("spawn-receivers", ())),
             handle_wrappers=tuple(o.get("future-wrappers", ())),
             per_request_words=tuple(o.get("per-request-words", ())),
@@ -117,6 +117,16 @@ class Vocab:
             once_calls=tuple(o.get("once-calls", ())),
             test_attributes=tuple(o.get("test-attributes", ())),
         )
+
+
+def _spawn_rows(ctx) -> list:
+    """The spawn catalog: the rule's own [[spawns]] table, else CL202's (with the user's rows), so
+    that CL203 knows every spawn function CL202 knows."""
+    own = ctx.catalogs.get("spawns")
+    if own:
+        return list(own)
+    other = getattr(ctx, "catalogs_of", None)
+    return list(other("CL202").get("spawns", ())) if other is not None else []
 
 
 def facts(ctx, vocab: Vocab | None = None) -> "UnitFacts":
