@@ -75,9 +75,9 @@ def check(ctx):
             where, level = _context(uf, w)
             if where is None:
                 continue
-            if kind == "ffi":
-                level = "note"
-            yield ctx.finding(src, call, _message(row, kind, desc, where, w, call), level=level,
+            grows = not level.endswith("?")  # the weak case: nothing says it runs with traffic
+            level = "note" if kind == "ffi" else level.rstrip("?")
+            yield ctx.finding(src, call, _message(row, kind, desc, where, call, grows), level=level,
                               function=w.fn.display if w.fn else "")
 
 
@@ -252,9 +252,9 @@ def _context(uf, w):
     """(why the leak repeats, level) or (None, None) when nothing says it runs more than once.
 
     A loop that repeats per connection, per received item or forever is enough (warning). A `for`
-    over a collection repeats only as often as its function runs: it counts (warning) when the
-    function runs per request, per connection or in a spawned task, and is left alone otherwise
-    (CLI builders and start-up tables leak in such loops once)."""
+    over a collection repeats only as often as its function runs: warning when the function runs
+    per request, per connection or in a spawned task, nothing otherwise (a CLI builder leaks in
+    such a loop once)."""
     startup = uf.startup_only(w.fn)
     lp = w.repeating_loop(collections=False)
     if lp is not None:
@@ -277,6 +277,9 @@ def _context(uf, w):
         if per:
             why, level = f"in `{w.fn.display}`, which runs {per}", "note"
     if why is None:
+        # a loop over data in an ordinary function leaks one per element on every call, but nothing
+        # says how often it is called: clap builders leak argument names in such loops once, at
+        # start-up, from functions `main` reaches through other folders. Left alone.
         return None, None
     coll = w.repeating_loop(collections=True)
     if coll is not None:
@@ -284,14 +287,15 @@ def _context(uf, w):
     return why, level
 
 
-def _message(row, kind, desc, where, w, call) -> str:
+def _message(row, kind, desc, where, call, grows) -> str:
     what = _short(call)
     if kind == "ffi":
         return (f"`{what}` after `{desc}.as_mut_ptr()` ({where}) hands the buffer to foreign code: it "
                 f"leaks every time unless the other side gives it back to be freed (rebuilt with "
                 f"`Vec::from_raw_parts` and dropped). Make sure a matching free function exists.")
     desc = f" ({desc})" if desc else ""
-    return f"`{what}`{desc} {where}: {row['consequence']}; {row['fix']}."
+    growth = ", so memory grows with traffic" if grows else ""
+    return f"`{what}`{desc} {where}: {row['consequence']}{growth}; {row['fix']}."
 
 
 def _short(node, limit: int = 60) -> str:
