@@ -1146,7 +1146,7 @@ def call_fate(call) -> str:
     return _fate(call, None)
 
 
-def _fate(call, rf) -> str:
+def _fate(call, rf, hops: int = 0) -> str:
     """What becomes of a spawn's JoinHandle: dropped on the floor, kept (bound, stored, returned,
     passed on), awaited/joined, or handed to an abort-on-drop guard / aborted."""
     node = call
@@ -1155,13 +1155,33 @@ def _fate(call, rf) -> str:
         node, p = p, p.parent
     if p is None:
         return "dropped"
+    if p.type == "match_arm" and hops < 8:
+        # the value of an arm is the value of its `match`: `Ok(s) => tokio::spawn(..),`
+        m = p.parent.parent if p.parent is not None else None
+        return _fate(m, rf, hops + 1) if m is not None else "dropped"
+    if p.type == "expression_statement":
+        if hops < 8 and not any(c.type == ";" for c in p.children) and _is_tail(p):
+            return _fate(p, rf, hops + 1)  # `if c { spawn(..) } else { .. }` ending a block
+        return "dropped"
+    if p.type == "block" and _is_tail(node, p):
+        outer = p.parent
+        if outer is None:
+            return "dropped"
+        if outer.type == "function_item":
+            return "returned"
+        if hops < 8:
+            if outer.type == "else_clause":
+                outer = outer.parent
+            if outer is not None and outer.type == "match_arm" and outer.parent is not None:
+                return _fate(outer.parent.parent, rf, hops + 1)
+            if outer is not None and outer.type in ("if_expression", "unsafe_block", "block"):
+                return _fate(outer, rf, hops + 1)
+            if outer is not None and outer.type == "expression_statement":
+                return _fate(p, rf, hops + 1)
+        return "kept"  # a closure's or async block's value: `.map(|c| tokio::spawn(..)).collect()`
     if p.type == "await_expression":
         return "awaited"
-    if p.type == "expression_statement":
-        return "dropped"
-    if p.type == "return_expression" or (p.type == "block" and p.parent is not None
-                                         and p.parent.type == "function_item"
-                                         and p.named_children and p.named_children[-1] == node):
+    if p.type == "return_expression":
         return "returned"
     if p.type == "field_expression":
         call2 = p.parent
@@ -1173,10 +1193,10 @@ def _fate(call, rf) -> str:
         if name in ("detach",):
             return "dropped"
         if name in ("unwrap", "expect") and call2 is not None and call2.type == "call_expression":
-            return _fate(call2, rf)  # `Builder::new().spawn(..).unwrap()`: io::Result<JoinHandle>
+            return _fate(call2, rf, hops + 1)  # `Builder::new().spawn(..).unwrap()`: io::Result<JoinHandle>
         return "kept" if call2 is not None else "dropped"
     if p.type == "try_expression":  # Builder::spawn(..)? / .unwrap()
-        return _fate(p, rf)
+        return _fate(p, rf, hops + 1)
     if p.type == "let_declaration":
         pat = p.child_by_field_name("pattern")
         if pat is None or text(pat) == "_":
@@ -1196,6 +1216,18 @@ def _fate(call, rf) -> str:
             return "awaited"
         return "kept"
     return "kept"
+
+
+def _is_tail(node, block=None) -> bool:
+    """node is the last statement or expression of its block (comments aside)."""
+    block = block if block is not None else node.parent
+    if block is None or block.type != "block":
+        return False
+    last = None
+    for c in block.named_children:
+        if c.type not in ("line_comment", "block_comment"):
+            last = c
+    return last == node
 
 
 def _binding_fate(let, name: str) -> str:
