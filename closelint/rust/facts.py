@@ -31,7 +31,6 @@ SPAWN_METHODS = ("spawn", "spawn_local", "spawn_blocking")  # `rt.spawn(..)`, `B
 # Nodes whose inside is a different body: `return`, `?` and `break` there do not leave ours.
 BODY_BOUNDARIES = ("closure_expression", "async_block", "function_item", "const_item", "static_item",
                    "impl_item", "trait_item", "mod_item")
-ITEM_BOUNDARIES = ("function_item", "impl_item", "trait_item", "mod_item", "const_item", "static_item")
 # A query walks the whole tree: patterns that are always needed share one pass per file; the calls
 # (needed only to look at a function's callers) are found on first use.
 _INDEX_Q = "(function_item) @fn (mod_item !body) @moddecl"
@@ -100,7 +99,7 @@ class Vocab:
 
     @classmethod
     def from_ctx(cls, ctx) -> "Vocab":
-        o, c = ctx.options, ctx.catalogs
+        o = ctx.options
         return cls(
             spawns=tuple((r["path"], r.get("kind", "task")) for r in _spawn_rows(ctx)),
             spawn_receivers=tuple(o.get("spawn-receivers", ())),
