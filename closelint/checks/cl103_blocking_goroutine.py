@@ -34,18 +34,54 @@ def check(ctx):
         non_blocking_receiver_names=opts.get("non-blocking-receiver-names", ()),
     )
     messages = ctx.catalogs.get("messages", {})
-    include_tests = opts.get("include-tests", False)
+    include_tests = opts.get("include-test-functions", False)
     for start in gr.go_statements(ctx):
         src = start.file.source
         if not src.is_target:
             continue
-        if not include_tests and src.path.name.endswith("_test.go"):
-            continue
+        if not include_tests and src.path.name.endswith("_test.go") and _in_test_function(start) \
+                and (start.function is None or start.function.type == "func_literal"):
+            continue  # a test's own goroutine literal: scaffolding (a named function it starts is code)
         finding = _blocking_loop(ctx, start, names, opts, messages)
         if finding is None:
             finding = _unbuffered_send(ctx, start, names, messages)
+        if finding is None:
+            finding = _field_send(ctx, start, names, messages)
         if finding is not None:
             yield finding
+    yield from _sends_nobody_can_receive(ctx, messages, include_tests)
+
+
+_TEST_FUNC = re.compile(r"^(Test|Benchmark|Fuzz|Example)")
+_TESTING_TYPES = ("*testing.T", "*testing.B", "*testing.F", "testing.TB")
+
+
+def _in_test_function(start) -> bool:
+    """The go statement belongs to a test, benchmark or helper (a function taking *testing.T...):
+    scaffolding whose goroutines end with the test binary, not code under test."""
+    s = start.spawner
+    while s is not None:
+        if any(p.type in _TESTING_TYPES for p in s.params):
+            return True
+        if s.function is not None and not s.function.receiver and _TEST_FUNC.match(s.function.name):
+            return True
+        s = s.parent
+    return False
+
+
+_FAILURE_CALL = re.compile(r"^(t|b|f|tb|s|suite|require|assert|c)\.(Fatal|Fatalf|Error|Errorf|Fail|FailNow|"
+                           r"Skip|Skipf|SkipNow|Log|Logf|Nil|NoError|Equal|True|False|Fail\w*)$")
+
+
+def _fails_test(node) -> bool:
+    """A test failure path: t.Fatal, t.Error, require.X, panic... (nothing after it matters)."""
+    for n in walk(node, prune=lambda x: x.type == "func_literal"):
+        if n.type == "call_expression":
+            fn = n.child_by_field_name("function")
+            name = text(fn) if fn is not None else ""
+            if name == "panic" or _FAILURE_CALL.match(name):
+                return True
+    return False
 
 
 # ------------------------------------------------------------------------------------------ shape 1
@@ -573,6 +609,8 @@ def _early_return(owner, start, first, receives, many):
             continue
         if any(_inside(r, n) for r in receives):
             continue  # `return <-ch`
+        if n.parent is not None and _fails_test(n.parent):
+            continue  # `t.Error(err); return`: a failing test
         if n.start_byte < first.start_byte:
             if _same_path(start.node, n):
                 return n
@@ -688,6 +726,8 @@ def _escape_arm(sel, case, owner, names):
     for other in sel.named_children:
         if other == case:
             continue
+        if _fails_test(other):
+            continue  # the test fails on that path: what it leaves behind does not matter
         if other.type == "default_case":
             if not in_loop or _leaves(other, sel):
                 return other, "default"
@@ -725,3 +765,123 @@ def _leaves(case, sel) -> bool:
             if fn is not None and text(fn) in ("panic", "os.Exit", "log.Fatal", "log.Fatalf"):
                 return True
     return False
+
+
+# ------------------------------------------------------------------------------------------ field channels
+
+def _field_send(ctx, start, names, messages):
+    """A one-shot goroutine sends on an unbuffered channel field (`a.statusCh <- s`) whose receivers in
+    the package all sit in selects that can leave through a stop or timeout arm: once they have left,
+    the send blocks forever (istio#17860, kubernetes#25331)."""
+    targets = _targets(ctx, start)
+    for scope in targets:
+        body = scope.body
+        if body is None:
+            continue
+        for n in walk(body, prune=lambda x: x.type == "func_literal"):
+            if n.type != "send_statement" or n.parent is None or n.parent.type == "communication_case":
+                continue
+            chan = n.child_by_field_name("channel")
+            if chan is None or chan.type != "selector_expression":
+                continue
+            if any(a.type == "for_statement" for a in _between(n, scope.node)):
+                continue  # loops are shape 1's
+            field = text(chan.child_by_field_name("field"))
+            caps = gr.field_channel_makes(ctx).get(field)
+            if not caps or not all(c is None or c.strip() == "0" for c in caps):
+                continue
+            verdict = _field_receivers(ctx, field, names)
+            if verdict is None:
+                continue
+            rscope, arm, escape = verdict
+            msg = messages["field-send"].format(target=_target_text(start), chan=_short(text(chan)),
+                                                 receiver=rscope.name, escape=escape)
+            related = [(scope.file.source, n, "blocks here once the receiver has left"),
+                       (rscope.file.source, arm, f"the receiver can leave through `{escape}` here")]
+            return ctx.finding(start.file.source, start.node, msg, level="warning", related=related,
+                               function=start.spawner.name, start=start.node.start_point, end=start.header_end())
+    return None
+
+
+def _field_receivers(ctx, field: str, names):
+    """(scope, arm, escape) when every receive of `.field` in the package is a select arm next to an
+    arm that leaves; None when something drains it (a plain receive, a range) or nothing receives it."""
+    cache = ctx.shared.setdefault("CL103.field_receivers", {})
+    if field in cache:
+        return cache[field]
+    found = None
+    for scope in facts.scopes(ctx):
+        body = scope.body
+        if body is None or field.encode() not in scope.file.source.data:
+            continue
+        for n in walk(body, prune=lambda x: x.type == "func_literal"):
+            if n.type != "selector_expression" or text(n.child_by_field_name("field")) != field:
+                continue
+            p = n.parent
+            if p is not None and p.type == "range_clause":
+                cache[field] = None
+                return None
+            if p is None or p.type != "unary_expression" or text(p.child_by_field_name("operator") or p) != "<-":
+                continue
+            rs = p.parent
+            if rs is not None and rs.type == "receive_statement" and rs.parent is not None \
+                    and rs.parent.type == "communication_case":
+                case = rs.parent
+                escape = _escape_arm(case.parent, case, scope, names)
+                if escape is None:
+                    cache[field] = None
+                    return None
+                found = found or (scope, escape[0], escape[1])
+                continue
+            cache[field] = None  # a plain receive: someone drains it
+            return None
+    cache[field] = found
+    return found
+
+
+def _sends_nobody_can_receive(ctx, messages, include_tests):
+    """`ch := make(chan T)` then `ch <- v` with nothing in between that could receive (no goroutine, no
+    call, no store has seen ch yet): the send always blocks (moby#33293)."""
+    for gofile in ctx.package.files:
+        src = gofile.source
+        if not src.is_target or b"make(chan" not in src.data:
+            continue
+        for scope in facts.scopes(ctx):
+            if scope.file is not gofile or scope.body is None:
+                continue
+            for name, mks in gr.channel_makes(scope).items():
+                if len(mks) != 1 or not mks[0].unbuffered or mks[0].decl.type not in (
+                        "short_var_declaration", "var_spec"):
+                    continue
+                send = _first_use_is_send(scope, name, mks[0].decl)
+                if send is None:
+                    continue
+                msg = messages["send-nobody-receives"].format(chan=name)
+                yield ctx.finding(src, send, msg, level="error", function=scope.name,
+                                  related=[(src, mks[0].node, "made here, and handed to nobody before the send")])
+
+
+def _scope_is_test(scope) -> bool:
+    s = scope
+    while s is not None:
+        if any(p.type in _TESTING_TYPES for p in s.params):
+            return True
+        if s.function is not None and not s.function.receiver and _TEST_FUNC.match(s.function.name):
+            return True
+        s = s.parent
+    return False
+
+
+def _first_use_is_send(scope, name: str, decl):
+    """The first use of name after its declaration, when it is a bare send in the same function, not in
+    a loop or a select."""
+    for n in walk(scope.body):
+        if n.start_byte <= decl.end_byte or n.type != "identifier" or text(n) != name:
+            continue
+        p = n.parent
+        if p is not None and p.type == "send_statement" and p.child_by_field_name("channel") == n \
+                and gr.enclosing_function(n) == scope.node \
+                and not any(a.type in ("for_statement", "communication_case") for a in _between(n, scope.node)):
+            return p
+        return None
+    return None

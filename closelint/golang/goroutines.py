@@ -641,9 +641,11 @@ def _call_op(ctx, scope: Scope, call, loop, exits, names: Names) -> Op | None:
     if method == "Wait" and _feeds_wait(loop, operand):
         return None  # a WaitGroup the loop itself Adds to: it waits for this round's work
     what = f"{text(fn)}()"
+    args = call.child_by_field_name("arguments")
     if method == "Wait" and exits and (rtype in ("*sync.Cond", "sync.Cond")
-                                       or (not rtype and last and "cond" in last.lower())):
-        # sync.Cond: whoever closes Broadcasts, and the loop re-checks its exit condition
+                                       or (rtype is None and (args is None or not args.named_children))):
+        # sync.Cond (or a bare Wait() that may be one): whoever closes Broadcasts, and the loop
+        # re-checks its exit condition after every wake-up
         return Op(call, "call", "close", what)
     if _context_arg(ctx, scope, call.child_by_field_name("arguments")):
         return Op(call, "call", "stop", what)
