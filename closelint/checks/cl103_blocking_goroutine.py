@@ -158,7 +158,7 @@ def _report_loop(ctx, start, scope, loop, blocked, opts, names, messages):
         return None
     target = _target_text(start)
     fix = suggest_exit(ctx, start, item, names)
-    subject = f"`{item}`" if item else "its work"
+    when = f"when `{item}` goes away" if item else "once its work stops coming"
     holding = f"`{item}` and everything it references" if item else "everything it references"
     op = blocked[0] if blocked else None
     op_text = f"`{_short(op.what)}`" if op else ""
@@ -179,11 +179,11 @@ def _report_loop(ctx, start, scope, loop, blocked, opts, names, messages):
     elif loop.exits:
         exit_line = loop.exits[0].start_point[0] + 1
         msg = messages["loop-blocks-polled"].format(target=target, why=why, op=op_text, exit_line=exit_line,
-                                                    subject=subject, holding=holding, fix=fix)
+                                                    when=when, holding=holding, fix=fix)
         related.append((scope.file.source, loop.exits[0], "the only way out, reached only between waits"))
         level = "error"
     else:
-        msg = messages["loop-blocks"].format(target=target, why=why, op=op_text, subject=subject,
+        msg = messages["loop-blocks"].format(target=target, why=why, op=op_text, when=when,
                                              holding=holding, fix=fix)
         level = "error"
     return ctx.finding(src, start.node, msg, level=level, related=related, function=start.spawner.name,
@@ -399,9 +399,12 @@ def suggest_exit(ctx, start, item, names) -> str:
     fn = decl.function
     if fn is not None and fn.receiver_name:
         candidates.append((fn.receiver_name, fn.receiver))
+    known = ctx.catalogs.get("exit-signals", [])
     for name, typ in candidates:
-        if typ in gr._CONTEXT_TYPES:
-            return f"select on `<-{name}.Done()` in the loop and return"
+        for row in known:
+            if fnmatchcase(typ, row.get("type", "")):
+                sig = row.get("signal", "").replace("{v}", name)
+                return f"add a case for `{sig}` to a select around the wait and return from it"
     for name, typ in candidates:
         sig = _stop_of(ctx, name, typ, names)
         if sig:
@@ -474,7 +477,9 @@ def _unbuffered_send(ctx, start, names, messages):
         elem = _elem_type(mk[0].node)
         made = (owner.file.source, mk[0].node, "made without a buffer here")
         blocked = (start.file.source, send, "blocks here once the parent has stopped receiving")
-        fix = f"make the channel buffered (`make(chan {elem}, {max(_count(senders), 1)})`) or select on a stop signal around the send"
+        looped = any(_in_loop(st.node, owner) for st in senders)
+        room = "with one slot per goroutine" if looped else f"(`make(chan {elem}, {max(len(senders), 1)})`)"
+        fix = f"make the channel buffered {room} or select on a stop signal around the send"
         msg = None
         if uses.escapes and not uses.plain and not uses.waits:
             arm, escape = uses.escapes[0]
@@ -494,8 +499,9 @@ def _unbuffered_send(ctx, start, names, messages):
             elif many and start.node == senders[0].node and not any(_in_loop(r, owner) for r in uses.plain) \
                     and len(uses.plain) < _count(senders):
                 n_send = "several" if any(_in_loop(st.node, owner) for st in senders) else str(_count(senders))
+                times = {1: "once", 2: "twice"}.get(len(uses.plain), f"{len(uses.plain)} times")
                 msg = messages["unbuffered-send-fewer-receives"].format(
-                    target=_target_text(start), chan=chan, senders=n_send, receives=len(uses.plain), fix=fix)
+                    target=_target_text(start), chan=chan, senders=n_send, receives=times, fix=fix)
                 related = [blocked, made, (owner.file.source, first, "the only receive")]
                 related += [(st.file.source, st.node, "another goroutine sending on it") for st in senders[1:3]]
         if msg is None:
