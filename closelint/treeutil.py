@@ -32,11 +32,20 @@ def walk_named(node, prune: Callable | None = None) -> Iterator:
             yield n
 
 
-def ancestors(node) -> Iterator:
+# py-tree-sitter nodes hold no parent pointer: Node.parent walks down from the root, so climbing k
+# levels costs O(depth * k). Real code is a few dozen levels deep; a 20,000-deep expression would make
+# every climb quadratic. Climbs stop after MAX_ANCESTRY levels: past that, a rule sees no enclosing
+# function or loop and stays silent, which is the safe answer.
+MAX_ANCESTRY = 400
+
+
+def ancestors(node, limit: int = MAX_ANCESTRY) -> Iterator:
+    """The node's parent, grandparent... up to the root or `limit` levels."""
     n = node.parent
-    while n is not None:
+    while n is not None and limit > 0:
         yield n
         n = n.parent
+        limit -= 1
 
 
 def text(node) -> str:

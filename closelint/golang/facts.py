@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from closelint.golang.package import Function, GoFile, Param, handler_framework, params_of
-from closelint.treeutil import text, walk
+from closelint.treeutil import ancestors, text, walk
 
 FUNC_NODES = ("function_declaration", "method_declaration", "func_literal")
 LOOP_NODES = ("for_statement",)
@@ -128,10 +128,7 @@ def _file_scopes(gofile: GoFile, by_node: dict, cache: dict):
 
 
 def _ancestors(node):
-    n = node.parent
-    while n is not None:
-        yield n
-        n = n.parent
+    return ancestors(node)
 
 
 def enclosing(ctx, node) -> Scope | None:
@@ -307,8 +304,8 @@ def scope_at(ctx, node) -> Scope | None:
         if anc.type in FUNC_NODES:
             decl = anc
     root = decl
-    while root.parent is not None:
-        root = root.parent
+    for root in ancestors(decl):
+        pass
     gofile = lazy["files"].get(root.id)
     if gofile is None:
         return None
