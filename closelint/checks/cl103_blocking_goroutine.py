@@ -273,7 +273,7 @@ def _buffered(ctx, chan, scope, start) -> bool:
         name = text(chan)
         s = scope
         while s is not None:
-            mk = gr.channel_makes(s).get(name)
+            mk = gr.channel_makes(ctx, s).get(name)
             if mk:
                 return not all(m.unbuffered for m in mk)
             s = s.parent
@@ -284,7 +284,7 @@ def _buffered(ctx, chan, scope, start) -> bool:
                 if p.name == name and a.type == "identifier":
                     s = start.spawner
                     while s is not None:
-                        mk = gr.channel_makes(s).get(text(a))
+                        mk = gr.channel_makes(ctx, s).get(text(a))
                         if mk:
                             return not all(m.unbuffered for m in mk)
                         s = s.parent
@@ -454,7 +454,7 @@ def _unbuffered_send(ctx, start, names, messages):
     makes = {}
     s = spawner
     while s is not None:
-        for k, v in gr.channel_makes(s).items():
+        for k, v in gr.channel_makes(ctx, s).items():
             makes.setdefault(k, (s, v))
         s = s.parent
     for chan, send in sends:
@@ -468,7 +468,7 @@ def _unbuffered_send(ctx, start, names, messages):
             continue
         senders = [st for st in gr.go_statements(ctx) if _inside(st.node, owner.node)
                    and any(c == chan for c, _ in _sends_of(ctx, st, names))
-                   and not _shadows(st, owner, chan)]
+                   and not _shadows(ctx, st, owner, chan)]
         if not any(st.node == start.node for st in senders):
             continue
         uses = _channel_uses(owner, chan, [st.node for st in senders], names)
@@ -530,11 +530,11 @@ def _inside(node, outer) -> bool:
     return outer.start_byte <= node.start_byte and node.end_byte <= outer.end_byte
 
 
-def _shadows(start, owner, chan) -> bool:
+def _shadows(ctx, start, owner, chan) -> bool:
     """A nested function between owner and the go statement redeclares chan."""
     s = start.spawner
     while s is not None and s.node != owner.node:
-        if chan in gr.channel_makes(s) or any(p.name == chan for p in s.params):
+        if chan in gr.channel_makes(ctx, s) or any(p.name == chan for p in s.params):
             return True
         s = s.parent
     return False
@@ -848,23 +848,26 @@ def _field_receivers(ctx, field: str, names):
 def _sends_nobody_can_receive(ctx, messages, include_tests):
     """`ch := make(chan T)` then `ch <- v` with nothing in between that could receive (no goroutine, no
     call, no store has seen ch yet): the send always blocks (moby#33293)."""
-    for gofile in ctx.package.files:
-        src = gofile.source
-        if not src.is_target or b"make(chan" not in src.data:
+    index = gr.make_index(ctx)["by_func"]
+    if not index:
+        return
+    facts.scopes(ctx)
+    by_id = ctx.shared["go.scopes"]["by_id"]
+    for func_id, made in index.items():
+        scope = by_id.get(func_id)
+        if scope is None or not scope.file.source.is_target or scope.body is None:
             continue
-        for scope in facts.scopes(ctx):
-            if scope.file is not gofile or scope.body is None:
+        src = scope.file.source
+        for name, mks in made.items():
+            if len(mks) != 1 or not mks[0].unbuffered or mks[0].decl.type not in (
+                    "short_var_declaration", "var_spec"):
                 continue
-            for name, mks in gr.channel_makes(scope).items():
-                if len(mks) != 1 or not mks[0].unbuffered or mks[0].decl.type not in (
-                        "short_var_declaration", "var_spec"):
-                    continue
-                send = _first_use_is_send(scope, name, mks[0].decl)
-                if send is None:
-                    continue
-                msg = messages["send-nobody-receives"].format(chan=name)
-                yield ctx.finding(src, send, msg, level="error", function=scope.name,
-                                  related=[(src, mks[0].node, "made here, and handed to nobody before the send")])
+            send = _first_use_is_send(scope, name, mks[0].decl)
+            if send is None:
+                continue
+            msg = messages["send-nobody-receives"].format(chan=name)
+            yield ctx.finding(src, send, msg, level="error", function=scope.name,
+                              related=[(src, mks[0].node, "made here, and handed to nobody before the send")])
 
 
 def _scope_is_test(scope) -> bool:

@@ -6,7 +6,7 @@ the operations it can block in, the stop signals it listens to, and the channels
         target = resolve(ctx, start)            # the Scope it runs: literal, function, or method
         for loop in forever_loops(ctx, target, names):   # unbounded loops and what blocks in them
             ...
-    channel_makes(scope)                        # name -> (make call, capacity text or None)
+    channel_makes(ctx, scope)                   # name -> [ChanMake]: make call, capacity text or None
 
 Everything is syntactic (closelint has no type checker): a channel is a stop signal or a timer by
 its name and shape (`<-ctx.Done()`, `<-p.Quit()`, `<-s.quit`, `<-time.After(d)`, `<-ticker.C`),
@@ -460,7 +460,7 @@ def _loop_facts(ctx, scope: Scope, loop, names: Names) -> Loop:
     exits = loop_exits(gofile, loop)
     out = Loop(loop, scope, exits)
     body = loop.child_by_field_name("body")
-    local_chans = frozenset(channel_makes(scope))
+    local_chans = frozenset(channel_makes(ctx, scope))
     in_select = set()
     for n in walk(body, prune=_prune_literals):
         t = n.type
@@ -692,30 +692,76 @@ class ChanMake:
         return self.capacity is None or self.capacity.strip() == "0"
 
 
-def channel_makes(scope: Scope) -> dict[str, list[ChanMake]]:
-    """`ch := make(chan T[, n])`, `ch = make(...)`, `var ch = make(...)`, `s.ch = make(...)` in scope's
-    own body, by the name they are bound to."""
-    out: dict[str, list[ChanMake]] = {}
-    body = scope.body
-    if body is None:
-        return out
-    for n in walk(body, prune=_prune_literals):
-        if n.type not in ("short_var_declaration", "assignment_statement", "var_spec"):
+_MAKE_QUERY = "(call_expression function: (identifier) @fn arguments: (argument_list . (channel_type))) @make"
+_FIELD_FROM_LOCAL_QUERY = """
+(keyed_element . (literal_element (_) @key) . (literal_element (identifier) @value))
+(assignment_statement left: (expression_list . (selector_expression field: (field_identifier) @key) .)
+                      right: (expression_list . (identifier) @value .))
+"""
+
+
+def make_index(ctx) -> dict:
+    """Every `make(chan ...)` of the package, found once per unit by a query: by enclosing function
+    node id -> name -> [ChanMake], and by struct field name -> [capacity]."""
+    cache = ctx.shared.get("go.goroutines.makes")
+    if cache is not None:
+        return cache
+    by_func: dict = {}
+    fields: dict = {}
+    cache = ctx.shared["go.goroutines.makes"] = {"by_func": by_func, "fields": fields}
+    for gofile in ctx.package.files:
+        data = gofile.source.data
+        if b"make(" not in data:
             continue
-        if n.type == "var_spec":
-            lhs = n.children_by_field_name("name")
-            value = n.child_by_field_name("value")
-            rhs = value.named_children if value is not None else []
-        else:
-            left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
-            if left is None or right is None:
+        root = gofile.source.root
+        for _, caps in parsing.matches("go", _MAKE_QUERY, root):
+            if text(caps["fn"][0]) != "make":
                 continue
-            lhs, rhs = left.named_children, right.named_children
-        for name_node, value in zip(lhs, rhs):
-            cap = _make_chan(value)
-            if cap is not False:
-                out.setdefault(text(name_node), []).append(ChanMake(text(name_node), value, cap, n))
-    return out
+            mk = caps["make"][0]
+            cap = _make_chan(mk)
+            if cap is False:
+                continue
+            p = mk.parent
+            if p is not None and p.type == "literal_element" and p.parent is not None \
+                    and p.parent.type == "keyed_element" and p.parent.named_children[0] != p:
+                key = p.parent.named_children[0]
+                key = key.named_children[0] if key.type == "literal_element" and key.named_children else key
+                fields.setdefault(text(key), []).append(cap)
+                continue
+            if p is None or p.type != "expression_list" or p.parent is None:
+                continue
+            stmt = p.parent
+            if stmt.type == "var_spec":
+                lhs = stmt.children_by_field_name("name")
+            elif stmt.type in ("short_var_declaration", "assignment_statement") \
+                    and stmt.child_by_field_name("right") == p:
+                left = stmt.child_by_field_name("left")
+                lhs = left.named_children if left is not None else []
+            else:
+                continue
+            idx = next((k for k, c in enumerate(p.named_children) if c == mk), -1)
+            if idx < 0 or idx >= len(lhs):
+                continue
+            target = lhs[idx]
+            func = enclosing_function(mk)
+            if func is not None:
+                by_func.setdefault(func.id, {}).setdefault(text(target), []).append(
+                    ChanMake(text(target), mk, cap, stmt))
+            if target.type == "selector_expression":
+                fields.setdefault(text(target.child_by_field_name("field")), []).append(cap)
+        if b"make(chan" in data or b"chan " in data:
+            for _, caps in parsing.matches("go", _FIELD_FROM_LOCAL_QUERY, root):
+                key, value = caps["key"][0], caps["value"][0]
+                cap = _local_make(ctx, value)
+                if cap is not False:
+                    fields.setdefault(text(key), []).append(cap)
+    return cache
+
+
+def channel_makes(ctx, scope: Scope) -> dict[str, list[ChanMake]]:
+    """`ch := make(chan T[, n])`, `ch = make(...)`, `var ch = make(...)`, `s.ch = make(...)` in scope's
+    own body (not in nested literals), by the name they are bound to."""
+    return make_index(ctx)["by_func"].get(scope.node.id, {})
 
 
 def _make_chan(value):
@@ -734,57 +780,18 @@ def _make_chan(value):
 
 def field_channel_makes(ctx) -> dict[str, list]:
     """Struct field name -> capacities of the channels the package makes for it (`s.ch = make(...)`,
-    `&S{ch: make(...)}`), computed once per unit; a capacity is None when absent."""
-    cache = ctx.shared.get("go.goroutines.field_makes")
-    if cache is not None:
-        return cache
-    cache = ctx.shared["go.goroutines.field_makes"] = {}
-    for gofile in ctx.package.files:
-        if b"make(chan" not in gofile.source.data:
-            continue
-        for n in walk(gofile.source.root):
-            if n.type == "keyed_element" and len(n.named_children) == 2:
-                key, value = n.named_children
-                value = value.named_children[0] if value.type == "literal_element" and value.named_children else value
-                key = key.named_children[0] if key.type == "literal_element" and key.named_children else key
-                cap = _make_chan(value)
-                if cap is False and value.type == "identifier":
-                    cap = _local_make(value)
-                if cap is not False:
-                    cache.setdefault(text(key), []).append(cap)
-            elif n.type == "assignment_statement":
-                left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
-                if left is None or right is None:
-                    continue
-                for lhs, rhs in zip(left.named_children, right.named_children):
-                    if lhs.type == "selector_expression":
-                        cap = _make_chan(rhs)
-                        if cap is False and rhs.type == "identifier":
-                            cap = _local_make(rhs)
-                        if cap is not False:
-                            cache.setdefault(text(lhs.child_by_field_name("field")), []).append(cap)
-    return cache
+    `&S{ch: make(...)}`, `&S{ch: ch}` with `ch := make(...)`); a capacity is None when absent."""
+    return make_index(ctx)["fields"]
 
 
-def _local_make(ident):
-    """The capacity of the make a local variable was bound to in the same function, or False."""
+def _local_make(ctx, ident):
+    """The capacity of the make a local variable was last bound to before ident, or False."""
     func = enclosing_function(ident)
-    body = func.child_by_field_name("body") if func is not None else None
-    if body is None:
+    if func is None:
         return False
-    name = text(ident)
-    found = False
-    for n in walk(body, prune=_prune_literals):
-        if n.start_byte >= ident.start_byte:
-            break
-        if n.type in ("short_var_declaration", "assignment_statement"):
-            left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
-            if left is None or right is None:
-                continue
-            for lhs, rhs in zip(left.named_children, right.named_children):
-                if text(lhs) == name:
-                    found = _make_chan(rhs)
-    return found
+    mks = make_index(ctx)["by_func"].get(func.id, {}).get(text(ident), [])
+    before = [m for m in mks if m.node.start_byte < ident.start_byte]
+    return before[-1].capacity if before else False
 
 
 def channel_protocol(ctx) -> set[tuple[str, str]]:
