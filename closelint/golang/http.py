@@ -60,6 +60,7 @@ _HTTPTEST = "net/http/httptest"
 _TEST_SERVERS = ("NewServer", "NewTLSServer", "NewUnstartedServer")
 _MIDDLEWARE_CALLS = ("ServeHTTP", "Next")  # next.ServeHTTP(w, r), gin's c.Next()
 _STDLIB_CONTEXT_KEYS = ("ServerContextKey", "LocalAddrContextKey")
+_FUNCS_QUERY = "[(function_declaration) (method_declaration) (func_literal)] @f"
 _PARSE_CALLS = ("ParseMultipartForm", "FormFile", "MultipartForm", "ReadForm")
 
 
@@ -197,12 +198,17 @@ class HttpFacts:
         self._callers = None
         self._consts = None
         self._calls: dict = {}
+        self._call_scope: dict = {}
         self._signals = None
         self._test_literals = None
 
     # ---------------------------------------------------------------- scopes
 
     def scope_of(self, node) -> Scope | None:
+        """The innermost function (declaration or literal) around node."""
+        fid = self._call_scope.get(node.id) if node.type == "call_expression" else None
+        if fid is not None:
+            return self.by_node.get(fid)
         for anc in _ancestors(node):
             if anc.type in FUNC_NODES:
                 return self.by_node.get(anc.id)
@@ -218,7 +224,35 @@ class HttpFacts:
             got = parsing.captures("go", "(call_expression) @c", gofile.source.root).get("c", [])
             got = sorted(got, key=lambda n: n.start_byte)
             self._calls[id(gofile)] = got
+            self._index_call_scopes(gofile, got)
         return got
+
+    def _index_call_scopes(self, gofile, calls):
+        """call id -> id of its innermost function, by one sweep over positions (walking up from
+        every call would be quadratic in nesting depth: f(f(f(...))) 20,000 deep)."""
+        funcs = parsing.captures("go", _FUNCS_QUERY, gofile.source.root)
+        funcs = sorted((n for ns in funcs.values() for n in ns), key=lambda n: (n.start_byte, -n.end_byte))
+        by_scope: dict = {}
+        stack: list = []
+        fi = 0
+        for call in calls:
+            while fi < len(funcs) and funcs[fi].start_byte <= call.start_byte:
+                f = funcs[fi]
+                while stack and stack[-1].end_byte <= f.start_byte:
+                    stack.pop()
+                stack.append(f)
+                fi += 1
+            while stack and stack[-1].end_byte <= call.start_byte:
+                stack.pop()
+            owner = None
+            for f in reversed(stack):
+                if f.end_byte >= call.end_byte and f.start_byte <= call.start_byte and f != call.child_by_field_name("function"):
+                    owner = f
+                    break
+            if owner is not None:
+                self._call_scope[call.id] = owner.id
+                by_scope.setdefault(owner.id, []).append(call)
+        self._memo[("own_calls", id(gofile))] = by_scope
 
     def info(self, scope: Scope) -> ScopeInfo:
         got = self._info.get(scope.node.id)
@@ -544,16 +578,9 @@ class HttpFacts:
     def _own_calls(self, scope):
         """The calls of scope's own body, from the file's one query (not those of nested literals)."""
         key = ("own_calls", id(scope.file))
-        by_scope = self._memo.get(key)
-        if by_scope is None:
-            by_scope = {}
-            for call in self.calls_in(scope.file):
-                for anc in _ancestors(call):
-                    if anc.type in FUNC_NODES:
-                        by_scope.setdefault(anc.id, []).append(call)
-                        break
-            self._memo[key] = by_scope
-        return by_scope.get(scope.node.id, [])
+        if key not in self._memo:
+            self.calls_in(scope.file)
+        return self._memo[key].get(scope.node.id, [])
 
     def own_calls(self, scope):
         """The calls of scope's own body (not those of nested function literals)."""
