@@ -155,7 +155,7 @@ class _Analysis:
         if why is not None:
             reason, node, gofile, via_handler = why
             level = "warning" if (info.handler or via_handler or self.from_handler(origin)) else "note"
-            related = [(gofile.source, node, "the request is copied here")] if node is not None else []
+            related = [(gofile.source, node, "this shows the request is a copy")] if node is not None else []
             msg = self.rule.messages["derived"].format(call=call, why=reason, req=site.req_text)
             return level, msg, related
         msg = self.rule.messages["plain"].format(call=call, req=site.req_text)
@@ -455,8 +455,9 @@ class _Analysis:
             got = hf.imports_any(set(rule.routers))
             if got is not None:
                 gf, path = got
-                node = next((n for n in walk(gf.source.root) if n.type == "import_spec"
-                             and text(n.child_by_field_name("path")).strip('"`') == path), None)
+                specs = [n for d in gf.source.root.named_children if d.type == "import_declaration"
+                         for n in walk(d) if n.type == "import_spec"]
+                node = next((n for n in specs if text(n.child_by_field_name("path")).strip('"`') == path), None)
                 out.append((f"{rule.routers[path]['why']}, and this package imports it", node, gf, "net/http"))
             for sig in hf.signals:
                 if sig.kind == "derive":
