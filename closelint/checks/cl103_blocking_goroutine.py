@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from fnmatch import fnmatchcase
 
+from closelint import parsing
 from closelint.golang import facts, goroutines as gr
 from closelint.treeutil import text, walk
 
@@ -473,6 +474,18 @@ def _unbuffered_send(ctx, start, names, messages):
             continue
         uses = _channel_uses(owner, chan, [st.node for st in senders], names)
         if uses is None:
+            ignored = _returned_and_ignored(ctx, owner, chan, [st.node for st in senders])
+            if ignored is not None:
+                fn = owner.function
+                where = _file_of(ctx, ignored)
+                msg = messages["unbuffered-send-ignored"].format(
+                    target=_target_text(start), chan=chan, func=fn.name,
+                    where=f"{where.path.name}:{ignored.start_point[0] + 1}")
+                related = [(start.file.source, send, "blocks here: nobody receives"),
+                           (owner.file.source, mk[0].node, "made without a buffer here"),
+                           (where, ignored, f"the channel `{fn.name}` returns is dropped here")]
+                return ctx.finding(start.file.source, start.node, msg, level="warning", related=related,
+                                   function=spawner.name, start=start.node.start_point, end=start.header_end())
             continue
         elem = _elem_type(mk[0].node)
         made = (owner.file.source, mk[0].node, "made without a buffer here")
@@ -508,6 +521,57 @@ def _unbuffered_send(ctx, start, names, messages):
             continue
         return ctx.finding(start.file.source, start.node, msg, level="warning", related=related,
                            function=spawner.name, start=start.node.start_point, end=start.header_end())
+    return None
+
+
+def _returned_and_ignored(ctx, owner, chan, goroutines):
+    """A call of owner (a function or method of the package) that drops the channel owner returns,
+    when returning it is the only thing owner does with it (moby#4395: `Go(f)` as a statement)."""
+    fn = owner.function
+    if fn is None or owner.body is None:
+        return None
+    returned = False
+    for n in walk(owner.body):
+        if n.type != "identifier" or text(n) != chan or any(_inside(n, g) for g in goroutines):
+            continue
+        p = n.parent
+        if p.type == "expression_list" and p.parent is not None and p.parent.type == "return_statement":
+            returned = True
+            continue
+        if p.type == "expression_list" and p.parent is not None and p.parent.type in (
+                "short_var_declaration", "var_spec") and p.parent.child_by_field_name("left") == p:
+            continue
+        if p.type == "var_spec":
+            continue
+        return None
+    if not returned:
+        return None
+    if len(ctx.package.methods_by_name.get(fn.name, [])) + (fn.name in ctx.package.functions) != 1:
+        return None  # the name is not unique: calls cannot be told apart
+    for gf in ctx.package.files:
+        if fn.name.encode() not in gf.source.data:
+            continue
+        for _, caps in parsing.matches("go", "(expression_statement (call_expression) @call)", gf.source.root):
+            call = caps["call"][0]
+            callee = call.child_by_field_name("function")
+            if callee is None:
+                continue
+            name = text(callee) if callee.type == "identifier" else \
+                text(callee.child_by_field_name("field")) if callee.type == "selector_expression" else ""
+            if name == fn.name and bool(fn.receiver) == (callee.type == "selector_expression") \
+                    and (callee.type != "selector_expression" or gf.import_path(
+                        text(callee.child_by_field_name("operand"))) is None):
+                return call
+    return None
+
+
+def _file_of(ctx, node):
+    root = node
+    while root.parent is not None:
+        root = root.parent
+    for gf in ctx.package.files:
+        if gf.source.root == root:
+            return gf.source
     return None
 
 
