@@ -18,7 +18,8 @@ import re
 from closelint.golang import http
 from closelint.treeutil import text, walk
 
-TOKENS = (b"MultipartForm", b"FormFile", b"ReadForm")
+# No module-level TOKENS: the prefilter comes from the parsers catalog (users add rows in config).
+_BASE_TOKENS = (b"MultipartForm", b"ReadForm")
 
 _STORE_PARENTS = ("keyed_element", "literal_element", "send_statement")
 _DROP = re.compile(rb"\.MultipartForm\s*=[^=]")
@@ -33,6 +34,7 @@ class _Rule:
                 self.parsers.setdefault(row["receiver"], set()).add(m)
         self.routers = {r["package"]: r for r in cat.get("routers", [])}
         self.wrappers = {(r["package"], r["function"]): r for r in cat.get("wrappers", [])}
+        self.parse_methods = {m for ms in self.parsers.values() for m in ms}
         self.threshold = int(opts.get("max-memory-threshold", 8 << 20))
         self.release = re.compile(opts.get("release-function-pattern") or r"(?!x)x")
         self.getter = re.compile(opts.get("context-getter-pattern") or r"(?!x)x")
@@ -48,10 +50,13 @@ class _Site:
 
 
 def check(ctx):
+    rule = _Rule(ctx)
+    tokens = set(_BASE_TOKENS) | {m.encode() for m in rule.parse_methods}
+    if not any(t in src.data for src in ctx.targets for t in tokens):
+        return  # before the package index: nothing is parsed for a unit without a form
     targets = [gf for gf in ctx.package.files if gf.source.is_target]
     if not targets:
         return
-    rule = _Rule(ctx)
     hf = http.facts(ctx)
     an = _Analysis(ctx, hf, rule)
     for gofile in targets:
@@ -62,7 +67,7 @@ def check(ctx):
             if fn is None or fn.type != "selector_expression":
                 continue
             name = text(fn.child_by_field_name("field"))
-            if name not in ("ReadForm", "ParseMultipartForm", "FormFile", "MultipartForm"):
+            if name != "ReadForm" and name not in rule.parse_methods:
                 continue
             scope = hf.scope_of(call)
             if scope is None or hf.info(scope).test:
@@ -226,7 +231,7 @@ class _Analysis:
         if fn is None or fn.type != "selector_expression":
             return False
         name = text(fn.child_by_field_name("field"))
-        if name not in ("ParseMultipartForm", "FormFile", "MultipartForm"):
+        if name not in self.rule.parse_methods:
             return False
         return self.parse_site(scope, call, name) is not None
 
@@ -497,7 +502,7 @@ class _Analysis:
                             v = hf.classify(hf.scope_of(n) or s, op)
                             if v is not None and v.kind in ("form", "form_param"):
                                 return []
-                        if name in ("ParseMultipartForm", "FormFile") and text(op) == want:
+                        if name in self.rule.parsers.get("request", ()) and text(op) == want:
                             evidence = True
                 elif n.type == "selector_expression" and text(n.child_by_field_name("field")) == "MultipartForm" \
                         and text(n.child_by_field_name("operand")) == want:

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from closelint import parsing
+from closelint import parsing, treeutil
 from closelint.golang import facts as gofacts
 from closelint.golang.facts import FUNC_NODES, Scope
 from closelint.treeutil import text, walk
@@ -969,10 +969,8 @@ def ancestors(node):
 
 
 def _ancestors(node):
-    n = node.parent
-    while n is not None:
-        yield n
-        n = n.parent
+    """Capped climb (py-tree-sitter's Node.parent walks down from the root on every step)."""
+    return treeutil.ancestors(node)
 
 
 def _int_literal(t: str) -> int | None:
