@@ -145,6 +145,8 @@ def _blocking_loop(ctx, start, names, opts, messages):
                 if f is not None:
                     return f
                 continue
+            if gr.handles_signals(ctx, loop):
+                continue  # a signal.Notify handler lives as long as the process, by design
             blocked = loop.blocked_forever
             never_exits = not loop.exits and any(op.wake == "timer" for op in loop.ops)
             if not blocked and not never_exits:

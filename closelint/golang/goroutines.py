@@ -822,3 +822,38 @@ def channel_protocol(ctx) -> set[tuple[str, str]]:
                 if rb > sb:
                     cache.add((sf, rf))
     return cache
+
+
+def signal_channels(ctx) -> set[str]:
+    """Names (variables, fields) of the channels the package registers with os/signal.Notify."""
+    cache = ctx.shared.get("go.goroutines.signals")
+    if cache is not None:
+        return cache
+    cache = ctx.shared["go.goroutines.signals"] = set()
+    for gofile in ctx.package.files:
+        if b"signal.Notify" not in gofile.source.data and b".Notify(" not in gofile.source.data:
+            continue
+        for _, caps in parsing.matches("go", "(call_expression function: (selector_expression) @fn "
+                                             "arguments: (argument_list . (_) @ch)) @call", gofile.source.root):
+            fn = caps["fn"][0]
+            pkg = text(fn.child_by_field_name("operand"))
+            if text(fn.child_by_field_name("field")) == "Notify" and gofile.import_path(pkg) == "os/signal":
+                ch = caps["ch"][0]
+                cache.add(text(ch.child_by_field_name("field")) if ch.type == "selector_expression" else text(ch))
+    return cache
+
+
+def handles_signals(ctx, loop: Loop) -> bool:
+    """The loop receives from a channel registered with signal.Notify: a process-long signal handler."""
+    sigs = signal_channels(ctx)
+    if not sigs:
+        return False
+    for n in walk(loop.node, prune=_prune_literals):
+        if n.type == "unary_expression":
+            op = n.child_by_field_name("operator")
+            ch = n.child_by_field_name("operand")
+            if op is not None and text(op) == "<-" and ch is not None:
+                name = text(ch.child_by_field_name("field")) if ch.type == "selector_expression" else text(ch)
+                if name in sigs:
+                    return True
+    return False
