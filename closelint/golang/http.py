@@ -271,8 +271,10 @@ class HttpFacts:
         is_serve = scope.function is not None and scope.function.name == "ServeHTTP" and scope.function.receiver
         if any(t in CADDY_NEXT_TYPES for t in types) and is_serve:
             fw = "caddy"
-        handler = fw is not None and (WRITER_TYPE in types or bool(ctx_params) or fw == "caddy"
-                                      or (is_serve and REQUEST_TYPE in types))
+        # (w http.ResponseWriter, r *http.Request[, ...]) in that order: handlers, httprouter's
+        # Handle; a helper taking them in another order among other values is a request function.
+        wr = types[:2] == [WRITER_TYPE, REQUEST_TYPE]
+        handler = fw is not None and (wr or bool(ctx_params) or fw == "caddy" or (is_serve and REQUEST_TYPE in types))
         if fw == "net/http" and not handler:
             fw = None
         return ScopeInfo(fw, handler, request_params, ctx_params, self._is_test(scope))
@@ -496,8 +498,8 @@ class HttpFacts:
             if base is None:
                 return self._helper_result(scope, call, tables)
             if base.kind == "request":
-                if name in ("WithContext", "Clone"):
-                    return Val("request", base.fw, call, -1, None, call)
+                if name in ("WithContext", "Clone"):  # a copy, of the request that came in as base
+                    return Val("request", base.fw, call, base.param, base.scope, call)
                 if name == "MultipartReader":
                     return Val("mreader", base.fw, base.derived, base.param, base.scope, call)
                 return None
@@ -676,6 +678,14 @@ class HttpFacts:
         v = self._classify(s, fa.value, tables, fa.stmt.start_byte, depth + 1)
         if v is not None and v.kind in ("limited", "body"):
             return v
+        # r.Body = &IdleTimeoutReader{ReadCloser: r.Body}: a wrapper over the same body
+        if fa.value is not None:
+            inner = next((n for n in walk(fa.value) if n.type == "selector_expression"
+                          and text(n) == f"{want}.Body"), None)
+            if inner is not None:
+                v = self._classify(s, inner, tables, fa.stmt.start_byte, depth + 1)
+                if v is not None and v.kind in ("limited", "body"):
+                    return Val(v.kind, v.fw, v.derived, v.param, v.scope, v.node, True) if v.kind == "body" else v
         return Val("replaced", node=fa.stmt)
 
     def limit_before(self, scope, req_expr, at, tables) -> object:
