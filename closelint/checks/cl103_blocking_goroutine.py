@@ -195,7 +195,7 @@ def _report_loop(ctx, start, scope, loop, blocked, opts, names, messages):
 
 def _send_ignores_stop(ctx, start, scope, loop, opts, messages):
     """A loop that stops on a signal, with a bare send that does not watch it."""
-    signal = next((op.signal for op in loop.ops if op.wake == "stop" and op.named), "")
+    signal = loop.stop_signal
     if not signal:
         return None
     for send in loop.bare_sends:
@@ -385,7 +385,6 @@ def _loop_kind(loop) -> str:
 
 def suggest_exit(ctx, start, item, names) -> str:
     """The concrete exit to add: a stop signal a value at hand has (`<-peer.Quit()`), else generic."""
-    pkg = ctx.package
     chain = []
     s = start.spawner
     while s is not None:
@@ -430,7 +429,6 @@ def _stop_of(ctx, name: str, typ: str, names) -> str | None:
                 return f"<-{name}.{mname}()"
         tdef = pkg.type_defs.get(base, "")
         if tdef.startswith("interface"):
-            m = re.search(r"\b([A-Z]\w*)\(\)\s*<-?\s*chan\b", tdef)
             for mm in re.finditer(r"\b([A-Z]\w*)\(\)\s*(?:<-)?chan\b", tdef):
                 if names.is_stop_name(mm.group(1)):
                     return f"<-{name}.{mm.group(1)}()"
@@ -704,13 +702,11 @@ def _exits_process_after(owner, node) -> bool:
 
 def _same_path(a, b) -> bool:
     """a and b are not in different branches of an if, switch or select."""
-    anc_b = {x.id: x for x in gr.ancestors_of(b)}
-    child_a = a
+    anc_b = {x.id for x in gr.ancestors_of(b)}
     for x in gr.ancestors_of(a):
         if x.id in anc_b:
             return x.type not in ("if_statement", "expression_switch_statement", "type_switch_statement",
                                   "select_statement")
-        child_a = x
     return True
 
 
@@ -934,17 +930,6 @@ def _sends_nobody_can_receive(ctx, messages, include_tests):
             msg = messages["send-nobody-receives"].format(chan=name)
             yield ctx.finding(src, send, msg, level="error", function=scope.name,
                               related=[(src, mks[0].node, "made here, and handed to nobody before the send")])
-
-
-def _scope_is_test(scope) -> bool:
-    s = scope
-    while s is not None:
-        if any(p.type in _TESTING_TYPES for p in s.params):
-            return True
-        if s.function is not None and not s.function.receiver and _TEST_FUNC.match(s.function.name):
-            return True
-        s = s.parent
-    return False
 
 
 def _first_use_is_send(scope, name: str, decl):

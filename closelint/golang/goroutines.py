@@ -2,11 +2,14 @@
 the operations it can block in, the stop signals it listens to, and the channels made around it.
 
     names = Names(stop_signals=[...], timer_channels=[...], blocking_methods=[...], ...)  # from options
-    for start in go_statements(ctx):            # every `go` statement of the package's files
-        target = resolve(ctx, start)            # the Scope it runs: literal, function, or method
-        for loop in forever_loops(ctx, target, names):   # unbounded loops and what blocks in them
-            ...
+    for start in go_statements(ctx):            # every `go` statement of the target files
+        target = resolve_call(ctx, start.spawner, start.call)  # the Scope it runs (literal, func, method)
+        for loop in forever_loops(ctx, target, names):   # unbounded loops, their exits and waits
+            loop.stop_aware, loop.blocked_forever, loop.bare_sends, loop.exits
     channel_makes(ctx, scope)                   # name -> [ChanMake]: make call, capacity text or None
+    field_channel_makes(ctx)                    # struct field -> capacities of the channels made for it
+    channel_protocol(ctx)                       # (request field, reply field) pairs
+    signal_channels(ctx)                        # channels registered with signal.Notify
 
 Everything is syntactic (closelint has no type checker): a channel is a stop signal or a timer by
 its name and shape (`<-ctx.Done()`, `<-p.Quit()`, `<-s.quit`, `<-time.After(d)`, `<-ticker.C`),
@@ -232,7 +235,8 @@ class Loop:
 
     @property
     def stop_signal(self) -> str:
-        return next((op.signal for op in self.ops if op.wake == "stop" and op.signal), "")
+        """The first named stop signal the loop selects on (`<-quit`, `<-ctx.Done()`), or ""."""
+        return next((op.signal for op in self.ops if op.wake == "stop" and op.named), "")
 
     @property
     def stop_aware(self) -> bool:
