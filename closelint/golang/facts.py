@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from closelint.golang.package import Function, GoFile, Param, handler_framework, params_of
+from closelint.golang.package import Function, GoFile, Param, handler_framework, params_of, receiver_of
 from closelint.treeutil import ancestors, text, walk
 
 FUNC_NODES = ("function_declaration", "method_declaration", "func_literal")
@@ -82,68 +82,111 @@ class Scope:
 
 
 def scopes(ctx) -> list[Scope]:
-    """Every function body of the package's files, computed once per unit."""
-    cache = ctx.shared.get("go.scopes")
-    if cache is None:
-        cache = ctx.shared["go.scopes"] = {"list": [], "by_id": {}}
+    """Every function body of the package's files (declarations and literals), once per unit."""
+    full = ctx.shared.get("go.scopes")
+    if full is None:
+        from closelint import parsing
+
+        index = _scope_index(ctx)
+        for gofile in ctx.package.files:
+            root = gofile.source.root
+            for top in root.named_children:
+                if top.type in ("function_declaration", "method_declaration") or (
+                        top.type in ("var_declaration", "const_declaration")
+                        and parsing.captures("go", "(func_literal) @f", top)):
+                    _top_level_scopes(index, gofile, top)
+        # by_id: function node id -> Scope, complete once scopes() has run (scope_at() is the lazy way).
+        full = ctx.shared["go.scopes"] = {"list": sorted(index["by_id"].values(), key=_scope_order),
+                                          "by_id": index["by_id"]}
+    return full["list"]
+
+
+def _scope_order(scope: "Scope"):
+    return (str(scope.file.path), scope.node.start_byte, -scope.node.end_byte)
+
+
+def _scope_index(ctx) -> dict:
+    index = ctx.shared.get("go.scopes.index")
+    if index is None:
         pkg = ctx.package
-        by_node = {}
-        for fn in [*pkg.functions.values(), *[m for ms in pkg.methods_by_name.values() for m in ms]]:
-            by_node[fn.node.id] = fn
-        for gofile in pkg.files:
-            _file_scopes(gofile, by_node, cache)
-    return cache["list"]
+        by_node = {fn.node.id: fn for fn in [*pkg.functions.values(),
+                                              *[m for ms in pkg.methods_by_name.values() for m in ms]]}
+        index = ctx.shared["go.scopes.index"] = {
+            "by_id": {}, "done": set(), "by_node": by_node,
+            "files": {gf.source.root.id: gf for gf in pkg.files}}
+    return index
 
 
-def _file_scopes(gofile: GoFile, by_node: dict, cache: dict):
-    root = gofile.source.root
-    literal_count: dict[int, int] = {}
-    for node in walk(root):
-        if node.type not in FUNC_NODES:
-            continue
-        parent = None
-        for anc in _ancestors(node):
-            if anc.type in FUNC_NODES:
-                parent = cache["by_id"].get(anc.id)
-                break
-        if node.type == "func_literal":
-            params = params_of(node.child_by_field_name("parameters"), gofile)
-            results = params_of(node.child_by_field_name("result"), gofile)
-            base = parent.declaration.name if parent else "init"
-            n = literal_count[id(base)] = literal_count.get(id(base), 0) + 1
-            scope = Scope(node, gofile, f"{base}.func{n}", params, results, parent=parent)
-        else:
-            fn = by_node.get(node.id)
-            if fn is None:  # a duplicate name the index kept only once
-                name_node = node.child_by_field_name("name")
-                fn = Function(text(name_node), node, gofile,
-                              params=params_of(node.child_by_field_name("parameters"), gofile),
-                              results=params_of(node.child_by_field_name("result"), gofile))
-            scope = Scope(node, gofile, fn.qualname, fn.params, fn.results, function=fn)
-        scope.framework = handler_framework(scope.params) or (
-            "net/http" if scope.function and scope.function.name == "ServeHTTP" and scope.function.receiver
-            else None)
-        cache["list"].append(scope)
-        cache["by_id"][node.id] = scope
+def scope_at(ctx, node) -> Scope | None:
+    """The innermost function (declaration or literal) around node, or node itself when it is one.
 
-
-def _ancestors(node):
-    return ancestors(node)
+    Scopes are built per top-level declaration, on demand: a rule that looks at a few functions of a
+    large package does not pay for all of them, and a literal's name (`Server.run.func2`) depends only
+    on its declaration, never on which rule asked first."""
+    func = node if node.type in FUNC_NODES else next((a for a in ancestors(node) if a.type in FUNC_NODES), None)
+    if func is None:
+        return None
+    index = _scope_index(ctx)
+    hit = index["by_id"].get(func.id)
+    if hit is not None:
+        return hit
+    top, root = func, None
+    for anc in ancestors(func):
+        if anc.type == "source_file":
+            root = anc
+            break
+        top = anc
+    gofile = index["files"].get(root.id) if root is not None else None
+    if gofile is None:
+        return None
+    _top_level_scopes(index, gofile, top)
+    return index["by_id"].get(func.id)
 
 
 def enclosing(ctx, node) -> Scope | None:
     """The innermost function (declaration or literal) whose body holds node."""
-    by_id = ctx.shared.get("go.scopes", {}).get("by_id") or (scopes(ctx) and ctx.shared["go.scopes"]["by_id"])
-    for anc in _ancestors(node):
-        if anc.type in FUNC_NODES:
-            return by_id.get(anc.id)
-    return None
+    func = next((a for a in ancestors(node) if a.type in FUNC_NODES), None)
+    return scope_at(ctx, func) if func is not None else None
+
+
+def _top_level_scopes(index: dict, gofile: GoFile, top) -> None:
+    """Scopes of one top-level declaration and the function literals inside it (queried C-side)."""
+    from closelint import parsing
+
+    if top.id in index["done"]:
+        return
+    index["done"].add(top.id)
+    by_id = index["by_id"]
+    literals = parsing.captures("go", "(func_literal) @f", top).get("f", [])
+    literals.sort(key=lambda n: n.start_byte)  # outer literals before the ones they hold
+    nodes = [top, *literals] if top.type in ("function_declaration", "method_declaration") else literals
+    count = 0
+    for node in nodes:
+        if node.type == "func_literal":
+            parent = next((by_id.get(a.id) for a in ancestors(node) if a.type in FUNC_NODES), None)
+            base = parent.declaration.name if parent else "init"
+            count += 1
+            scope = Scope(node, gofile, f"{base}.func{count}",
+                          params_of(node.child_by_field_name("parameters"), gofile),
+                          params_of(node.child_by_field_name("result"), gofile), parent=parent)
+        else:
+            fn = index["by_node"].get(node.id)
+            if fn is None:  # a duplicate name the index kept only once
+                fn = Function(text(node.child_by_field_name("name")), node, gofile,
+                              params=params_of(node.child_by_field_name("parameters"), gofile),
+                              results=params_of(node.child_by_field_name("result"), gofile))
+                if node.type == "method_declaration":
+                    fn.receiver, fn.receiver_name = receiver_of(node, gofile)
+            scope = Scope(node, gofile, fn.qualname, fn.params, fn.results, function=fn)
+        scope.framework = handler_framework(scope.params, scope.function.name if scope.function else "",
+                                            bool(scope.function and scope.function.receiver))
+        by_id[node.id] = scope
 
 
 def loops_between(node, scope: Scope) -> list:
     """The for statements around node inside scope's own body (not across function literals)."""
     out = []
-    for anc in _ancestors(node):
+    for anc in ancestors(node):
         if anc is scope.node or anc.type in FUNC_NODES:
             break
         if anc.type in LOOP_NODES:
@@ -275,74 +318,3 @@ def receiver_type(ctx, scope: Scope, expr) -> str | None:
     if expr.type == "parenthesized_expression" and expr.named_children:
         return receiver_type(ctx, scope, expr.named_children[0])
     return expression_type(gofile, expr)
-
-
-def scope_at(ctx, node) -> Scope | None:
-    """The innermost function (declaration or literal) around node, or node itself when it is one.
-
-    Unlike enclosing(), this builds Scopes only for the one declaration holding node (and caches
-    them), so a rule that looks at a few functions of a large package does not pay for all of them.
-    Uses the full scopes() index when another rule already built it."""
-    func = node if node.type in FUNC_NODES else next((a for a in _ancestors(node) if a.type in FUNC_NODES), None)
-    if func is None:
-        return None
-    full = ctx.shared.get("go.scopes")
-    if full is not None:
-        return full["by_id"].get(func.id)
-    lazy = ctx.shared.get("go.scopes.lazy")
-    if lazy is None:
-        pkg = ctx.package
-        by_node = {fn.node.id: fn for fn in [*pkg.functions.values(),
-                                              *[m for ms in pkg.methods_by_name.values() for m in ms]]}
-        files = {gf.source.root.id: gf for gf in pkg.files}
-        lazy = ctx.shared["go.scopes.lazy"] = {"by_id": {}, "by_node": by_node, "files": files}
-    hit = lazy["by_id"].get(func.id)
-    if hit is not None:
-        return hit
-    decl = func
-    for anc in _ancestors(func):
-        if anc.type in FUNC_NODES:
-            decl = anc
-    root = decl
-    for root in ancestors(decl):
-        pass
-    gofile = lazy["files"].get(root.id)
-    if gofile is None:
-        return None
-    cache = {"list": [], "by_id": lazy["by_id"]}
-    _decl_scopes(gofile, decl, lazy["by_node"], cache)
-    return lazy["by_id"].get(func.id)
-
-
-def _decl_scopes(gofile: GoFile, decl, by_node: dict, cache: dict):
-    """Scopes of one top-level declaration (or package-level function literal) and its literals."""
-    from closelint import parsing
-
-    count = 0
-    literals = parsing.captures("go", "(func_literal) @f", decl).get("f", [])  # C-side
-    literals.sort(key=lambda n: n.start_byte)  # outer literals before the ones they hold
-    for node in [decl, *(n for n in literals if n.id != decl.id)]:
-        parent = None
-        for anc in _ancestors(node):
-            if anc.type in FUNC_NODES:
-                parent = cache["by_id"].get(anc.id)
-                break
-        if node.type == "func_literal":
-            params = params_of(node.child_by_field_name("parameters"), gofile)
-            results = params_of(node.child_by_field_name("result"), gofile)
-            base = parent.declaration.name if parent else "init"
-            count += 1
-            scope = Scope(node, gofile, f"{base}.func{count}", params, results, parent=parent)
-        else:
-            fn = by_node.get(node.id)
-            if fn is None:
-                name_node = node.child_by_field_name("name")
-                fn = Function(text(name_node), node, gofile,
-                              params=params_of(node.child_by_field_name("parameters"), gofile),
-                              results=params_of(node.child_by_field_name("result"), gofile))
-            scope = Scope(node, gofile, fn.qualname, fn.params, fn.results, function=fn)
-        scope.framework = handler_framework(scope.params) or (
-            "net/http" if scope.function and scope.function.name == "ServeHTTP" and scope.function.receiver
-            else None)
-        cache["list"].append(scope)
-        cache["by_id"][node.id] = scope

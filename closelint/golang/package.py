@@ -23,7 +23,17 @@ _DECLS = """
 (type_spec name: (type_identifier) @name type: (_) @type) @typespec
 (import_spec) @import
 (source_file (var_declaration (var_spec) @var))
+(source_file (const_declaration (const_spec) @const))
 """
+
+
+# Import paths whose package name the conventions below cannot derive.
+KNOWN_PACKAGE_NAMES = {
+    "github.com/json-iterator/go": "jsoniter",
+    "github.com/rabbitmq/amqp091-go": "amqp",
+    "github.com/ethereum/go-ethereum": "ethereum",
+    "gopkg.in/DataDog/dd-trace-go.v1/ddtrace/tracer": "tracer",
+}
 
 
 def default_package_name(import_path: str) -> str:
@@ -32,10 +42,14 @@ def default_package_name(import_path: str) -> str:
     Go allows a package name unrelated to its path; this follows the conventions module authors use
     (`kafka-go` -> kafka, `nats.go` -> nats, `pgx/v5` -> pgx, `yaml.v3` -> yaml).
     """
+    if import_path in KNOWN_PACKAGE_NAMES:
+        return KNOWN_PACKAGE_NAMES[import_path]
     elems = [e for e in import_path.split("/") if e]
     if not elems:
         return ""
     last = elems[-1]
+    if last == "go" and len(elems) > 1:  # github.com/json-iterator/go -> jsoniter
+        return elems[-2].replace("-", "").replace(".", "")
     if _VERSION_ELEM.match(last) and len(elems) > 1:
         last = elems[-2]
     last = re.sub(r"\.v\d+$", "", last)
@@ -120,6 +134,17 @@ def params_of(parameter_list, gofile: GoFile) -> list[Param]:
     return out
 
 
+def receiver_of(method_node, gofile: GoFile) -> tuple[str, str]:
+    """(base receiver type name, receiver variable name) of a method declaration."""
+    decl = method_node.child_by_field_name("receiver")
+    recv = params_of(decl, gofile)
+    recv_type = ""
+    if decl is not None and decl.named_children:
+        t = decl.named_children[0].child_by_field_name("type")
+        recv_type = _base_type_name(t) if t is not None else ""
+    return recv_type, (recv[0].name if recv else "")
+
+
 def _base_type_name(type_node) -> str:
     n = type_node
     while n is not None and n.type in ("pointer_type", "generic_type", "parenthesized_type"):
@@ -138,6 +163,7 @@ class GoPackage:
         self.struct_fields: dict[str, dict[str, str]] = {}  # type name -> field -> qualified type
         self.type_defs: dict[str, str] = {}  # type name -> qualified underlying type text
         self.globals: dict[str, tuple[GoFile, object]] = {}  # name -> (file, var_spec node)
+        self.consts: dict[str, tuple[GoFile, object]] = {}  # name -> (file, const_spec node)
         for src in sources:
             self._index(src)
 
@@ -172,14 +198,8 @@ class GoPackage:
                 self.functions.setdefault(fn.name, fn)
             elif "method" in c:
                 node = c["method"][0]
-                recv = params_of(node.child_by_field_name("receiver"), gf)
-                recv_decl = node.child_by_field_name("receiver")
-                recv_type = ""
-                if recv_decl is not None and recv_decl.named_children:
-                    t = recv_decl.named_children[0].child_by_field_name("type")
-                    recv_type = _base_type_name(t) if t is not None else ""
-                fn = Function(text(c["name"][0]), node, gf, receiver=recv_type,
-                              receiver_name=recv[0].name if recv else "",
+                recv_type, recv_name = receiver_of(node, gf)
+                fn = Function(text(c["name"][0]), node, gf, receiver=recv_type, receiver_name=recv_name,
                               params=params_of(node.child_by_field_name("parameters"), gf),
                               results=params_of(node.child_by_field_name("result"), gf))
                 self.methods.setdefault((recv_type, fn.name), fn)
@@ -190,10 +210,11 @@ class GoPackage:
                 self.type_defs.setdefault(name, gf.qualify(tnode))
                 if tnode.type == "struct_type":
                     self.struct_fields[name] = _struct_fields(tnode, gf)
-            elif "var" in c:
-                spec = c["var"][0]
+            elif "var" in c or "const" in c:
+                spec = (c.get("var") or c["const"])[0]
+                table = self.globals if "var" in c else self.consts
                 for n in spec.children_by_field_name("name"):
-                    self.globals.setdefault(text(n), (gf, spec))
+                    table.setdefault(text(n), (gf, spec))
 
     def file_of(self, source: SourceFile) -> GoFile | None:
         for gf in self.files:
@@ -235,23 +256,29 @@ def _struct_fields(struct_node, gf: GoFile) -> dict[str, str]:
 
 # Parameter types by which a function is recognised as a request handler, per framework.
 HANDLER_PARAM_TYPES = {
-    "net/http.ResponseWriter": "net/http",
-    "*net/http.Request": "net/http",
     "*github.com/gin-gonic/gin.Context": "gin",
     "github.com/labstack/echo/v4.Context": "echo",
     "github.com/labstack/echo.Context": "echo",
+    "*github.com/labstack/echo/v5.Context": "echo",
+    "github.com/labstack/echo/v5.Context": "echo",
     "*github.com/gofiber/fiber/v2.Ctx": "fiber",
     "github.com/gofiber/fiber/v3.Ctx": "fiber",
 }
+_CADDY_HANDLER = "github.com/caddyserver/caddy/v2/modules/caddyhttp.Handler"
 
 
-def handler_framework(params: list[Param], name: str = "") -> str | None:
-    """'net/http', 'gin', 'echo' or 'fiber' when params have a request handler's shape."""
-    types = {p.type for p in params}
-    if "net/http.ResponseWriter" in types and "*net/http.Request" in types:
-        return "net/http"
-    for t in types:
-        fw = HANDLER_PARAM_TYPES.get(t)
-        if fw and fw != "net/http":
-            return fw
+def handler_framework(params: list[Param], name: str = "", is_method: bool = False) -> str | None:
+    """'net/http', 'caddy', 'gin', 'echo' or 'fiber' when a function has a request handler's shape.
+
+    net/http: (http.ResponseWriter, *http.Request) as the first two parameters, in that order
+    (`addVars(repl, req, w)` is not a handler); a Caddy middleware's ServeHTTP also takes the next
+    handler; httprouter-style handlers take more after (w, r). Frameworks: their context type as the
+    only parameter."""
+    types = [p.type for p in params]
+    if types[:2] == ["net/http.ResponseWriter", "*net/http.Request"]:
+        if is_method and name == "ServeHTTP" and types[2:] == [_CADDY_HANDLER]:
+            return "caddy"
+        return "net/http"  # further parameters too: httprouter's (w, r, ps) handlers
+    if len(types) == 1:
+        return HANDLER_PARAM_TYPES.get(types[0])
     return None
