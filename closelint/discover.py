@@ -131,39 +131,61 @@ def discover(paths: list[str], exclude: list[str], root: Path, *, force_exclude:
 
 
 def _walk(top: Path, excluder: _Excluder, add, out: Discovery):
+    """Walk top with plain strings and a stack of the .gitignore specs in force (loaded once per
+    folder, inherited by subfolders): no per-file climb to the work tree's root."""
     git_top = _git_top(top)
-    stack = [top]
+    inherited = []  # .gitignore files between the work tree's root and top
+    if git_top != top:
+        for folder in reversed([top.parent, *top.parent.parents]):
+            if len(folder.parts) >= len(git_top.parts):
+                spec = excluder.gitignore(folder)
+                if spec is not None:
+                    inherited.append((str(folder), spec))
+    root = str(excluder.root)
+
+    def excluded(path: str, is_dir: bool, specs) -> bool:
+        suffix = "/" if is_dir else ""
+        rel = path[len(root) + 1:] if path.startswith(root + os.sep) else os.path.basename(path)
+        if excluder.spec.match_file(rel + suffix):
+            return True
+        for base, spec in reversed(specs):  # the deepest .gitignore that decides wins
+            decided = spec.check_file(path[len(base) + 1:] + suffix).include
+            if decided is not None:
+                return decided
+        return False
+
+    stack = [(str(top), tuple(inherited))]
     while stack:
-        folder = stack.pop()
+        folder, specs = stack.pop()
+        spec = excluder.gitignore(Path(folder))
+        if spec is not None:
+            specs = (*specs, (folder, spec))
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            out.notifications.append(Notification(str(folder), f"cannot list folder: {exc.strerror or exc}"))
+            out.notifications.append(Notification(folder, f"cannot list folder: {exc.strerror or exc}"))
             continue
         subdirs = []
         for entry in entries:
-            path = Path(entry.path)
+            name, path = entry.name, entry.path
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if entry.name == ".git":
-                        continue
-                    if excluder.config_excludes(path, True) or excluder.git_ignored(path, True, git_top):
-                        continue
-                    subdirs.append(path)
+                    if name != ".git" and not excluded(path, True, specs):
+                        subdirs.append((path, specs))
                     continue
-                if not is_candidate(entry.name):
+                if not is_candidate(name):
                     continue
-                # Follows a symlinked file; a loop or a dangling link raises or answers False.
+                # Follows a symlinked file; a loop or a dangling link answers False.
                 if not entry.is_file():
                     why = "broken or looping symlink" if entry.is_symlink() else "not a regular file"
-                    out.notifications.append(Notification(str(path), f"{why}, skipped"))
+                    out.notifications.append(Notification(path, f"{why}, skipped"))
                     continue
-                if not stat.S_ISREG(entry.stat().st_mode):
+                if entry.is_symlink() and not stat.S_ISREG(entry.stat().st_mode):
                     continue
             except OSError as exc:
-                out.notifications.append(Notification(str(path), f"cannot read: {exc.strerror or exc}, skipped"))
+                out.notifications.append(Notification(path, f"cannot read: {exc.strerror or exc}, skipped"))
                 continue
-            if excluder.config_excludes(path, False) or excluder.git_ignored(path, False, git_top):
-                continue
-            add(path)
+            if not excluded(path, False, specs):
+                add(Path(path))
         stack.extend(reversed(subdirs))
