@@ -14,7 +14,7 @@ rule must not guess (precision first).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+
 
 from closelint.golang.package import Function, GoFile, Param, handler_framework, params_of, receiver_of
 from closelint.treeutil import ancestors, text, walk
@@ -41,19 +41,54 @@ KNOWN_GLOBALS = {
 }
 
 
-@dataclass
-class Scope:
-    """One function body: a declaration (function set) or a function literal."""
+_UNSET = object()
 
-    node: object
-    file: GoFile
-    name: str
-    params: list[Param]
-    results: list[Param]
-    function: Function | None = None  # for declarations
-    parent: "Scope | None" = None  # for literals: the scope they appear in
-    framework: str | None = None  # 'net/http', 'gin', 'echo', 'fiber' when shaped like a handler
-    _types: dict | None = field(default=None, repr=False)
+
+class Scope:
+    """One function body: a declaration (function set) or a function literal.
+
+    Parameters, results and the handler shape are read on first use: a package has thousands of
+    scopes and a rule looks at few of them."""
+
+    def __init__(self, node, file: GoFile, name: str, function: Function | None = None,
+                 parent: "Scope | None" = None):
+        self.node = node
+        self.file = file
+        self.name = name
+        self.function = function  # for declarations
+        self.parent = parent  # for literals: the scope they appear in
+        self._params = self._results = None
+        self._framework = _UNSET
+        self._types: dict | None = None
+
+    def __repr__(self):
+        return f"Scope({self.name})"
+
+    @property
+    def params(self) -> list[Param]:
+        if self._params is None:
+            self._params = (self.function.params if self.function is not None
+                            else params_of(self.node.child_by_field_name("parameters"), self.file))
+        return self._params
+
+    @property
+    def results(self) -> list[Param]:
+        if self._results is None:
+            self._results = (self.function.results if self.function is not None
+                             else params_of(self.node.child_by_field_name("result"), self.file))
+        return self._results
+
+    @property
+    def framework(self) -> str | None:
+        """'net/http', 'caddy', 'gin', 'echo' or 'fiber' when shaped like a request handler."""
+        if self._framework is _UNSET:
+            fn = self.function
+            self._framework = handler_framework(self.params, fn.name if fn else "", bool(fn and fn.receiver))
+        return self._framework
+
+    @framework.setter
+    def framework(self, value):
+        self._framework = value
 
     @property
     def body(self):
@@ -85,15 +120,13 @@ def scopes(ctx) -> list[Scope]:
     """Every function body of the package's files (declarations and literals), once per unit."""
     full = ctx.shared.get("go.scopes")
     if full is None:
-        from closelint import parsing
-
         index = _scope_index(ctx)
         for gofile in ctx.package.files:
             root = gofile.source.root
             for top in root.named_children:
                 if top.type in ("function_declaration", "method_declaration") or (
                         top.type in ("var_declaration", "const_declaration")
-                        and parsing.captures("go", "(func_literal) @f", top)):
+                        and _literals_in(index, gofile, top)):
                     _top_level_scopes(index, gofile, top)
         # by_id: function node id -> Scope, complete once scopes() has run (scope_at() is the lazy way).
         full = ctx.shared["go.scopes"] = {"list": sorted(index["by_id"].values(), key=_scope_order),
@@ -112,9 +145,28 @@ def _scope_index(ctx) -> dict:
         by_node = {fn.node.id: fn for fn in [*pkg.functions.values(),
                                               *[m for ms in pkg.methods_by_name.values() for m in ms]]}
         index = ctx.shared["go.scopes.index"] = {
-            "by_id": {}, "done": set(), "by_node": by_node,
+            "by_id": {}, "done": set(), "by_node": by_node, "literals": {},
             "files": {gf.source.root.id: gf for gf in pkg.files}}
     return index
+
+
+def _literals_in(index: dict, gofile: GoFile, top) -> list:
+    """The function literals inside a top-level declaration, outer ones first (one C-side query per
+    file, sliced by byte range)."""
+    from bisect import bisect_left
+
+    from closelint import parsing
+
+    key = id(gofile)
+    found = index["literals"].get(key)
+    if found is None:
+        nodes = parsing.captures("go", "(func_literal) @f", gofile.source.root).get("f", [])
+        nodes.sort(key=lambda n: n.start_byte)
+        found = index["literals"][key] = (nodes, [n.start_byte for n in nodes])
+    nodes, starts = found
+    i = bisect_left(starts, top.start_byte)
+    j = bisect_left(starts, top.end_byte, lo=i)
+    return nodes[i:j]
 
 
 def scope_at(ctx, node) -> Scope | None:
@@ -150,36 +202,31 @@ def enclosing(ctx, node) -> Scope | None:
 
 
 def _top_level_scopes(index: dict, gofile: GoFile, top) -> None:
-    """Scopes of one top-level declaration and the function literals inside it (queried C-side)."""
-    from closelint import parsing
-
+    """Scopes of one top-level declaration and the function literals inside it."""
     if top.id in index["done"]:
         return
     index["done"].add(top.id)
     by_id = index["by_id"]
-    literals = parsing.captures("go", "(func_literal) @f", top).get("f", [])
-    literals.sort(key=lambda n: n.start_byte)  # outer literals before the ones they hold
+    literals = _literals_in(index, gofile, top)
     nodes = [top, *literals] if top.type in ("function_declaration", "method_declaration") else literals
     count = 0
+    open_scopes: list[Scope] = []  # the scopes around the current node, by byte range (no parent climbs)
     for node in nodes:
+        while open_scopes and open_scopes[-1].node.end_byte <= node.start_byte:
+            open_scopes.pop()
         if node.type == "func_literal":
-            parent = next((by_id.get(a.id) for a in ancestors(node) if a.type in FUNC_NODES), None)
+            parent = open_scopes[-1] if open_scopes else None
             base = parent.declaration.name if parent else "init"
             count += 1
-            scope = Scope(node, gofile, f"{base}.func{count}",
-                          params_of(node.child_by_field_name("parameters"), gofile),
-                          params_of(node.child_by_field_name("result"), gofile), parent=parent)
+            scope = Scope(node, gofile, f"{base}.func{count}", parent=parent)
         else:
             fn = index["by_node"].get(node.id)
             if fn is None:  # a duplicate name the index kept only once
-                fn = Function(text(node.child_by_field_name("name")), node, gofile,
-                              params=params_of(node.child_by_field_name("parameters"), gofile),
-                              results=params_of(node.child_by_field_name("result"), gofile))
+                fn = Function(text(node.child_by_field_name("name")), node, gofile)
                 if node.type == "method_declaration":
                     fn.receiver, fn.receiver_name = receiver_of(node, gofile)
-            scope = Scope(node, gofile, fn.qualname, fn.params, fn.results, function=fn)
-        scope.framework = handler_framework(scope.params, scope.function.name if scope.function else "",
-                                            bool(scope.function and scope.function.receiver))
+            scope = Scope(node, gofile, fn.qualname, function=fn)
+        open_scopes.append(scope)
         by_id[node.id] = scope
 
 

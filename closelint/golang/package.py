@@ -12,19 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from closelint import parsing
 from closelint.source import SourceFile
 from closelint.treeutil import text
 
 _VERSION_ELEM = re.compile(r"^v\d+$")
-_DECLS = """
-(function_declaration name: (identifier) @name) @func
-(method_declaration name: (field_identifier) @name) @method
-(type_spec name: (type_identifier) @name type: (_) @type) @typespec
-(import_spec) @import
-(source_file (var_declaration (var_spec) @var))
-(source_file (const_declaration (const_spec) @const))
-"""
+
 
 
 # Import paths whose package name the conventions below cannot derive.
@@ -92,17 +84,36 @@ class Param:
     node: object = None
 
 
-@dataclass
 class Function:
-    """A function or method declaration of the package (function literals are nodes, not Functions)."""
+    """A function or method declaration of the package (function literals are nodes, not Functions).
 
-    name: str
-    node: object
-    file: GoFile
-    receiver: str = ""  # base receiver type name, without pointer or type arguments
-    receiver_name: str = ""
-    params: list[Param] = field(default_factory=list)
-    results: list[Param] = field(default_factory=list)
+    Parameters and results are read from the tree on first use: most functions of a package are
+    never looked at, and qualifying every parameter type of every file is measurable."""
+
+    def __init__(self, name: str, node, file: GoFile, receiver: str = "", receiver_name: str = "",
+                 params: list[Param] | None = None, results: list[Param] | None = None):
+        self.name = name
+        self.node = node
+        self.file = file
+        self.receiver = receiver  # base receiver type name, without pointer or type arguments
+        self.receiver_name = receiver_name
+        self._params = params
+        self._results = results
+
+    def __repr__(self):
+        return f"Function({self.qualname})"
+
+    @property
+    def params(self) -> list[Param]:
+        if self._params is None:
+            self._params = params_of(self.node.child_by_field_name("parameters"), self.file)
+        return self._params
+
+    @property
+    def results(self) -> list[Param]:
+        if self._results is None:
+            self._results = params_of(self.node.child_by_field_name("result"), self.file)
+        return self._results
 
     @property
     def body(self):
@@ -168,53 +179,57 @@ class GoPackage:
             self._index(src)
 
     def _index(self, src: SourceFile):
+        """Index one file from its top-level declarations only (a few dozen nodes, no tree walk)."""
         gf = GoFile(src)
         self.files.append(gf)
-        root = src.root
-        for child in root.named_children:
+        decls = src.root.named_children
+        for child in decls:
             if child.type == "package_clause":
                 gf.package = text(child.named_children[0]) if child.named_children else ""
-                break
-        caps = parsing.matches("go", _DECLS, root)
-        # imports first: qualifying types needs them
-        for _, c in caps:
-            if "import" in c:
-                spec = c["import"][0]
-                path_node = spec.child_by_field_name("path")
-                ipath = text(path_node).strip('"`')
-                name_node = spec.child_by_field_name("name")
-                if name_node is None:
-                    gf.imports[default_package_name(ipath)] = ipath
-                elif name_node.type == "dot":
-                    gf.dot_imports.append(ipath)
-                elif name_node.type != "blank_identifier":
-                    gf.imports[text(name_node)] = ipath
-        for _, c in caps:
-            if "func" in c:
-                node = c["func"][0]
-                fn = Function(text(c["name"][0]), node, gf,
-                              params=params_of(node.child_by_field_name("parameters"), gf),
-                              results=params_of(node.child_by_field_name("result"), gf))
+            elif child.type == "import_declaration":
+                for spec in _specs(child, "import_spec"):
+                    self._import(gf, spec)
+        for child in decls:
+            t = child.type
+            if t == "function_declaration":
+                fn = Function(text(child.child_by_field_name("name")), child, gf)
                 self.functions.setdefault(fn.name, fn)
-            elif "method" in c:
-                node = c["method"][0]
-                recv_type, recv_name = receiver_of(node, gf)
-                fn = Function(text(c["name"][0]), node, gf, receiver=recv_type, receiver_name=recv_name,
-                              params=params_of(node.child_by_field_name("parameters"), gf),
-                              results=params_of(node.child_by_field_name("result"), gf))
+            elif t == "method_declaration":
+                recv_type, recv_name = receiver_of(child, gf)
+                fn = Function(text(child.child_by_field_name("name")), child, gf,
+                              receiver=recv_type, receiver_name=recv_name)
                 self.methods.setdefault((recv_type, fn.name), fn)
                 self.methods_by_name.setdefault(fn.name, []).append(fn)
-            elif "typespec" in c:
-                name = text(c["name"][0])
-                tnode = c["type"][0]
-                self.type_defs.setdefault(name, gf.qualify(tnode))
-                if tnode.type == "struct_type":
-                    self.struct_fields[name] = _struct_fields(tnode, gf)
-            elif "var" in c or "const" in c:
-                spec = (c.get("var") or c["const"])[0]
-                table = self.globals if "var" in c else self.consts
-                for n in spec.children_by_field_name("name"):
-                    table.setdefault(text(n), (gf, spec))
+            elif t == "type_declaration":
+                for spec in child.named_children:
+                    if spec.type not in ("type_spec", "type_alias"):
+                        continue
+                    name_node, tnode = spec.child_by_field_name("name"), spec.child_by_field_name("type")
+                    if name_node is None or tnode is None:
+                        continue
+                    name = text(name_node)
+                    self.type_defs.setdefault(name, gf.qualify(tnode))
+                    if tnode.type == "struct_type":
+                        self.struct_fields[name] = _struct_fields(tnode, gf)
+            elif t in ("var_declaration", "const_declaration"):
+                table = self.globals if t == "var_declaration" else self.consts
+                for spec in _specs(child, "var_spec" if t == "var_declaration" else "const_spec"):
+                    for n in spec.children_by_field_name("name"):
+                        table.setdefault(text(n), (gf, spec))
+
+    @staticmethod
+    def _import(gf: GoFile, spec) -> None:
+        path_node = spec.child_by_field_name("path")
+        if path_node is None:
+            return
+        ipath = text(path_node).strip('"`')
+        name_node = spec.child_by_field_name("name")
+        if name_node is None:
+            gf.imports[default_package_name(ipath)] = ipath
+        elif name_node.type == "dot":
+            gf.dot_imports.append(ipath)
+        elif name_node.type != "blank_identifier":
+            gf.imports[text(name_node)] = ipath
 
     def file_of(self, source: SourceFile) -> GoFile | None:
         for gf in self.files:
@@ -231,6 +246,17 @@ class GoPackage:
 
     def field_type(self, struct: str, field_name: str) -> str | None:
         return self.struct_fields.get(struct.lstrip("*"), {}).get(field_name)
+
+
+def _specs(decl, kind: str) -> list:
+    """The specs of a declaration, also inside a parenthesized list (`var ( a = 1; b int )`)."""
+    out = []
+    for c in decl.named_children:
+        if c.type == kind:
+            out.append(c)
+        elif c.type.endswith("_list"):
+            out.extend(x for x in c.named_children if x.type == kind)
+    return out
 
 
 def _struct_fields(struct_node, gf: GoFile) -> dict[str, str]:
