@@ -230,6 +230,24 @@ def _top_level_scopes(index: dict, gofile: GoFile, top) -> None:
         by_id[node.id] = scope
 
 
+# Packages that exist to support tests: their code runs in tests only, whatever the file is named.
+_TEST_SUPPORT_PACKAGE = re.compile(
+    r"(^|_)(test|tests|testing|testutil|testutils|testhelper|testhelpers|mock|mocks|fake|fakes|e2e|"
+    r"fixtures|testdata)$|test$|testing$|testutils?$")
+_TEST_IMPORTS = ("testing", "net/http/httptest", "github.com/stretchr/testify/require",
+                 "github.com/stretchr/testify/assert")
+
+
+def is_test_code(gofile: GoFile) -> bool:
+    """Test code: a _test.go file, a test-support package (testutil, mocks, e2e...), or a file that
+    imports testing/httptest/testify. Rules report in it at a lower level (leaks die with the test)."""
+    if gofile.path.name.endswith("_test.go") or gofile.package.endswith("_test"):
+        return True
+    if _TEST_SUPPORT_PACKAGE.search(gofile.package or ""):
+        return True
+    return any(p in _TEST_IMPORTS for p in gofile.imports.values())
+
+
 def loops_between(node, scope: Scope) -> list:
     """The for statements around node inside scope's own body (not across function literals)."""
     out = []
