@@ -15,7 +15,8 @@ from closelint.rulebook import LEVELS, RESERVED, canonical_code, load_rules
 
 CONFIG_NAMES = ("closelint.toml", ".closelint.toml", "pyproject.toml")
 DEFAULT_EXCLUDE = ("vendor/", "target/", "testdata/", "node_modules/", ".git/")
-_TOP_KEYS = {"select", "ignore", "exclude", "extend-exclude", "per-file-ignores"}
+DEFAULT_EXAMPLE_PATHS = ("examples/", "_examples/", "example/")
+_TOP_KEYS = {"select", "ignore", "exclude", "extend-exclude", "per-file-ignores", "example-paths"}
 
 
 class ConfigError(Exception):
@@ -29,13 +30,15 @@ class Config:
     select: set[str] = field(default_factory=set)  # codes of the rules that run
     exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     per_file_ignores: list[tuple[str, set[str]]] = field(default_factory=list)
+    # Code that exists to demonstrate (gitignore syntax): its findings are reported as notes.
+    example_paths: list[str] = field(default_factory=lambda: list(DEFAULT_EXAMPLE_PATHS))
     levels: dict[str, str] = field(default_factory=dict)  # code -> forced level
     options: dict[str, dict] = field(default_factory=dict)  # code -> option values (defaults merged)
     catalogs: dict[str, dict] = field(default_factory=dict)  # code -> catalog tables (user rows added)
 
     def digest_material(self) -> str:
         """What of the config can change findings: part of every cache key."""
-        return repr((sorted(self.select), sorted(self.levels.items()),
+        return repr((sorted(self.select), sorted(self.levels.items()), self.example_paths,
                      sorted((k, repr(v)) for k, v in self.options.items()),
                      sorted((k, repr(v)) for k, v in self.catalogs.items())))
 
@@ -117,6 +120,8 @@ def load_config(path: Path | None, *, start: Path | None = None) -> Config:
         cfg.exclude = _str_list(data["exclude"], "exclude", path)
     if "extend-exclude" in data:
         cfg.exclude += _str_list(data["extend-exclude"], "extend-exclude", path)
+    if "example-paths" in data:
+        cfg.example_paths = _str_list(data["example-paths"], "example-paths", path)
     pfi = data.get("per-file-ignores", {})
     if not isinstance(pfi, dict):
         raise ConfigError(f"{path}: per-file-ignores must be a table of glob = [codes]")

@@ -259,11 +259,11 @@ def scan(paths: list[str], cfg: Config, *, jobs: int | None = None, use_cache: b
     settings = Settings(tuple(sorted(cfg.select)), cfg.options, cfg.catalogs,
                         str(cache_dir) if use_cache else None, _code_digest(cfg))
     jobs = jobs or os.cpu_count() or 1
-    per_file_ignores = _compile_per_file_ignores(cfg)
+    policy = _PathPolicy(cfg, paths)
     for res in _run_all(units, settings, jobs):
         out.notifications += res.notifications
         for f in res.findings:
-            f = _configured(f, cfg, per_file_ignores)
+            f = policy.apply(f)
             if f is None:
                 continue
             (out.suppressed if f.suppressed is not None else out.findings).append(f)
@@ -288,26 +288,39 @@ def _run_all(units: list[Unit], settings: Settings, jobs: int):
         return list(pool.map(run_unit, units, chunksize=max(1, len(units) // (jobs * 16))))
 
 
-def _compile_per_file_ignores(cfg: Config) -> list:
-    if not cfg.per_file_ignores:
-        return []
-    import pathspec
+class _PathPolicy:
+    """What the config says about a finding's path: per-file-ignores, example code, level overrides.
 
-    return [(pathspec.GitIgnoreSpec.from_lines([glob]), codes) for glob, codes in cfg.per_file_ignores]
+    Globs are matched against the path relative to the config's folder, or, for files outside it,
+    relative to the scanned path that holds them (so `closelint scan ../other-repo` behaves the same)."""
 
+    def __init__(self, cfg: Config, scanned: list[str]):
+        self.cfg = cfg
+        self.bases = sorted({cfg.root, *(Path(os.path.abspath(p)) for p in scanned if os.path.isdir(p))},
+                            key=lambda b: len(b.parts), reverse=True)
+        self.ignores, self.examples = [], None
+        if cfg.per_file_ignores or cfg.example_paths:
+            import pathspec
 
-def _configured(f: Finding, cfg: Config, per_file_ignores: list) -> Finding | None:
-    """Apply per-file-ignores and per-rule level overrides."""
-    if per_file_ignores:
-        rel = _relative(f.location.path, cfg.root)
-        if any(f.code in codes and spec.match_file(rel) for spec, codes in per_file_ignores):
+            self.ignores = [(pathspec.GitIgnoreSpec.from_lines([glob]), codes)
+                            for glob, codes in cfg.per_file_ignores]
+            if cfg.example_paths:
+                self.examples = pathspec.GitIgnoreSpec.from_lines(cfg.example_paths)
+
+    def _relative(self, path: str) -> str:
+        p = Path(path)
+        for base in [self.cfg.root, *self.bases]:
+            try:
+                return p.relative_to(base).as_posix()
+            except ValueError:
+                continue
+        return p.name
+
+    def apply(self, f: Finding) -> Finding | None:
+        rel = self._relative(f.location.path) if (self.ignores or self.examples) else ""
+        if any(f.code in codes and spec.match_file(rel) for spec, codes in self.ignores):
             return None
-    level = cfg.levels.get(f.code)
-    return f.with_(level=level) if level and level != f.level else f
-
-
-def _relative(path: str, root: Path) -> str:
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return Path(path).name
+        level = self.cfg.levels.get(f.code)
+        if level is None and self.examples is not None and f.level != "note" and self.examples.match_file(rel):
+            level = "note"
+        return f.with_(level=level) if level and level != f.level else f

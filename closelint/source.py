@@ -38,7 +38,8 @@ class SourceFile:
             if root.has_error and self.is_target:
                 bad = first_error(root)
                 line = bad.start_point[0] + 1 if bad is not None else 0
-                self.note(f"syntax error at line {line}; analysed what parsed", line=line)
+                self.note(f"could not parse line {line} (a syntax error, or syntax newer than closelint's "
+                          "grammar); analysed the rest", line=line)
         return self._tree
 
     def note(self, message: str, level: str = "warning", line: int = 0) -> None:

@@ -347,3 +347,21 @@ def test_cache_hits_and_invalidates(repo, tmp_path_factory):
 def test_module_entry_point(repo):
     r = closelint("scan", "pkg/leak.go", "--no-cache", "--format", "concise", cwd=repo)
     assert r.returncode == 1 and r.stdout.startswith("pkg/leak.go:")
+
+
+def test_example_code_is_reported_as_note(repo):
+    (repo / "examples" / "demo").mkdir(parents=True)
+    (repo / "examples" / "demo" / "leak.go").write_text(LEAK)
+    items = json.loads(scan(repo, "--format", "json").stdout)
+    assert {(i["path"], i["level"]) for i in items} == {("pkg/leak.go", "warning"), ("examples/demo/leak.go", "note")}
+    (repo / "closelint.toml").write_text("example-paths = []\n")
+    items = json.loads(scan(repo, "--format", "json").stdout)
+    assert {i["level"] for i in items} == {"warning"}
+
+
+def test_path_globs_are_relative_to_the_scanned_folder_outside_cwd(repo, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("cwd")
+    (repo / "examples").mkdir()
+    (repo / "examples" / "leak.go").write_text(LEAK)
+    items = json.loads(closelint("scan", "--no-cache", "--format", "json", str(repo), cwd=elsewhere).stdout)
+    assert sorted(i["level"] for i in items) == ["note", "warning"]
