@@ -201,7 +201,7 @@ def _send_ignores_stop(ctx, start, scope, loop, opts, messages):
     for send in loop.bare_sends:
         chan = send.child_by_field_name("channel")
         if chan is None or _buffered(ctx, chan, scope, start) or _is_reply(ctx, send, chan, loop) \
-                or _optional(send, chan):
+                or _optional(send, chan, scope):
             continue
         kind, why, item = spawn_context(ctx, start, opts)
         send_text = _short(text(chan)) + " <- ..."
@@ -214,12 +214,10 @@ def _send_ignores_stop(ctx, start, scope, loop, opts, messages):
     return None
 
 
-def _optional(send, chan) -> bool:
+def _optional(send, chan, scope) -> bool:
     """`if s.step != nil { s.step <- x }`: an optional hook (tests), set only by whoever listens."""
     name = text(chan)
-    for a in gr.ancestors_of(send):
-        if a.type in facts.FUNC_NODES:
-            return False
+    for a in gr.between(send, scope.node):
         if a.type == "if_statement":
             cond = a.child_by_field_name("condition")
             if cond is not None and re.search(re.escape(name) + r"\s*!=\s*nil", text(cond)):
@@ -239,9 +237,7 @@ def _is_reply(ctx, send, chan, loop) -> bool:
         root = nxt
     if root.type == "identifier" and root != chan:
         name = text(root)
-        for a in gr.ancestors_of(send):
-            if a == loop.node:
-                break
+        for a in gr.ancestors_within(send, loop.node):
             if a.type == "communication_case":
                 comm = a.child_by_field_name("communication")
                 left = comm.child_by_field_name("left") if comm is not None and comm.type == "receive_statement" else None
@@ -257,9 +253,7 @@ def _is_reply(ctx, send, chan, loop) -> bool:
     if chan.type == "selector_expression":
         reply = text(chan.child_by_field_name("field"))
         pairs = gr.channel_protocol(ctx)
-        for a in gr.ancestors_of(send):
-            if a == loop.node:
-                break
+        for a in gr.ancestors_within(send, loop.node):
             if a.type == "communication_case":
                 comm = a.child_by_field_name("communication")
                 right = comm.child_by_field_name("right") if comm is not None and comm.type == "receive_statement" else None
@@ -350,13 +344,11 @@ def spawn_context(ctx, start, opts):
         if s.framework:
             return "per-item", "per request (in a handler)", None
     # loops around the go statement, across the literals up to the declaration
-    n = start.node.parent
-    while n is not None and n != decl.node:
+    for n in gr.ancestors_within(start.node, decl.node):
         if n.type == "for_statement":
             k = _loop_kind(n)
             if k == "items" or (k == "range" and not is_background):
                 return "per-item", "in a loop, once per item", None
-        n = n.parent
     if is_background:
         return "background", "", None
     return "other", "", None
@@ -452,32 +444,25 @@ def _unbuffered_send(ctx, start, names, messages):
     if not sends:
         return None
     spawner = start.spawner
-    makes = {}
-    s = spawner
-    while s is not None:
-        for k, v in gr.channel_makes(ctx, s).items():
-            makes.setdefault(k, (s, v))
-        s = s.parent
     for chan, send in sends:
-        if chan not in makes:
+        owner, mk = _made_in(ctx, spawner, chan)
+        if owner is None:
             continue
-        owner, mk = makes[chan]
         if owner.declaration.function is not None and owner.declaration.function.name == "main" \
                 and not owner.declaration.function.receiver:
             continue  # when main returns, the process ends
         if len(mk) != 1 or not mk[0].unbuffered:
             continue
-        senders = [st for st in gr.go_statements(ctx) if _inside(st.node, owner.node)
-                   and any(c == chan for c, _ in _sends_of(ctx, st, names))
+        senders = [st for st in _senders_by_chan(ctx, names).get(chan, ()) if _inside(st.node, owner.node)
                    and not _shadows(ctx, st, owner, chan)]
         if not any(st.node == start.node for st in senders):
             continue
-        uses = _channel_uses(owner, chan, [st.node for st in senders], names)
+        uses = _channel_uses(ctx, owner, chan, [st.node for st in senders], names)
         if uses is None:
-            ignored = _returned_and_ignored(ctx, owner, chan, [st.node for st in senders])
-            if ignored is not None:
+            dropped = _returned_and_ignored(ctx, owner, chan, [st.node for st in senders])
+            if dropped is not None:
                 fn = owner.function
-                where = _file_of(ctx, ignored)
+                where, ignored = dropped
                 msg = messages["unbuffered-send-ignored"].format(
                     target=_target_text(start), chan=chan, func=fn.name,
                     where=f"{where.path.name}:{ignored.start_point[0] + 1}")
@@ -486,6 +471,8 @@ def _unbuffered_send(ctx, start, names, messages):
                            (where, ignored, f"the channel `{fn.name}` returns is dropped here")]
                 return ctx.finding(start.file.source, start.node, msg, level="warning", related=related,
                                    function=spawner.name, start=start.node.start_point, end=start.header_end())
+            continue
+        if not uses.escapes and not uses.plain:
             continue
         elem = _elem_type(mk[0].node)
         made = (owner.file.source, mk[0].node, "made without a buffer here")
@@ -531,8 +518,8 @@ def _returned_and_ignored(ctx, owner, chan, goroutines):
     if fn is None or owner.body is None:
         return None
     returned = False
-    for n in walk(owner.body):
-        if n.type != "identifier" or text(n) != chan or any(_inside(n, g) for g in goroutines):
+    for n in gr.identifiers(ctx, owner).get(chan, ()):
+        if any(_inside(n, g) for g in goroutines):
             continue
         p = n.parent
         if p.type == "expression_list" and p.parent is not None and p.parent.type == "return_statement":
@@ -561,29 +548,13 @@ def _returned_and_ignored(ctx, owner, chan, goroutines):
             if name == fn.name and bool(fn.receiver) == (callee.type == "selector_expression") \
                     and (callee.type != "selector_expression" or gf.import_path(
                         text(callee.child_by_field_name("operand"))) is None):
-                return call
-    return None
-
-
-def _file_of(ctx, node):
-    root = node
-    while root.parent is not None:
-        root = root.parent
-    for gf in ctx.package.files:
-        if gf.source.root == root:
-            return gf.source
+                return gf.source, call
     return None
 
 
 def _count(senders) -> int:
-    return sum(2 if any(a.type == "for_statement" for a in _up_to_func(st.node)) else 1 for st in senders)
-
-
-def _up_to_func(node):
-    n = node.parent
-    while n is not None and n.type not in facts.FUNC_NODES:
-        yield n
-        n = n.parent
+    return sum(2 if any(a.type == "for_statement" for a in gr.between(st.node, st.spawner.node)) else 1
+               for st in senders)
 
 
 def _in_loop(node, owner) -> bool:
@@ -604,6 +575,28 @@ def _shadows(ctx, start, owner, chan) -> bool:
     return False
 
 
+def _made_in(ctx, scope, chan):
+    """(scope, makes) of the innermost function around scope that makes chan; (None, None) if none."""
+    s = scope
+    while s is not None:
+        mk = gr.channel_makes(ctx, s).get(chan)
+        if mk:
+            return s, mk
+        s = s.parent
+    return None, None
+
+
+def _senders_by_chan(ctx, names) -> dict:
+    """Parent channel name -> the go statements whose goroutine sends on it, once per unit."""
+    cache = ctx.shared.get("CL103.senders")
+    if cache is None:
+        cache = ctx.shared["CL103.senders"] = {}
+        for st in gr.go_statements(ctx):
+            for chan in {c for c, _ in _sends_of(ctx, st, names)}:
+                cache.setdefault(chan, []).append(st)
+    return cache
+
+
 def _sends_of(ctx, start, names):
     cache = ctx.shared.setdefault("CL103.sends", {})
     key = start.node.id
@@ -620,16 +613,14 @@ class _Uses:
         self.plain = []  # receives in the owner's own body
 
 
-def _channel_uses(owner, chan: str, goroutines, names):
+def _channel_uses(ctx, owner, chan: str, goroutines, names):
     """How the parent uses chan outside the goroutines; None when it drains it (a receive in a
     nested function, a range), or hands it on (passed, returned, stored)."""
     body = owner.body
     uses = _Uses()
     if body is None:
         return None
-    for n in walk(body):
-        if n.type != "identifier" or text(n) != chan:
-            continue
+    for n in gr.identifiers(ctx, owner).get(chan, ()):
         if any(_inside(n, g) for g in goroutines):
             continue
         p = n.parent
@@ -644,7 +635,7 @@ def _channel_uses(owner, chan: str, goroutines, names):
                 else:
                     uses.escapes.append(escape)
                 continue
-            if gr.enclosing_function(n) != owner.node:
+            if gr.enclosing_function(ctx, owner.file, n) != owner.node:
                 return None  # received in a deferred or nested function: drained
             uses.plain.append(p)
             continue
@@ -682,7 +673,7 @@ def _early_return(owner, start, first, receives, many):
         if n.parent is not None and _fails_test(n.parent):
             continue  # `t.Error(err); return`: a failing test
         if n.start_byte < first.start_byte:
-            if _same_path(start.node, n):
+            if _same_path(start.node, n, owner.node):
                 return n
         elif many and any(_inside(n, lp) for lp in recv_loops):
             if not any(_inside(start.node, lp) for lp in recv_loops):
@@ -700,10 +691,10 @@ def _exits_process_after(owner, node) -> bool:
     return False
 
 
-def _same_path(a, b) -> bool:
-    """a and b are not in different branches of an if, switch or select."""
-    anc_b = {x.id for x in gr.ancestors_of(b)}
-    for x in gr.ancestors_of(a):
+def _same_path(a, b, top) -> bool:
+    """a and b (both under top) are not in different branches of an if, switch or select."""
+    anc_b = {x.id for x in gr.descend(top, b)}
+    for x in gr.ancestors_within(a, top) + [top]:
         if x.id in anc_b:
             return x.type not in ("if_statement", "expression_switch_statement", "type_switch_statement",
                                   "select_statement")
@@ -814,12 +805,7 @@ def _escape_arm(sel, case, owner, names):
 
 
 def _between(node, top):
-    n = node.parent
-    while n is not None and n != top:
-        if n.type in facts.FUNC_NODES:
-            break
-        yield n
-        n = n.parent
+    return gr.between(node, top)
 
 
 def _leaves(case, sel) -> bool:
@@ -924,7 +910,7 @@ def _sends_nobody_can_receive(ctx, messages, include_tests):
             if len(mks) != 1 or not mks[0].unbuffered or mks[0].decl.type not in (
                     "short_var_declaration", "var_spec"):
                 continue
-            send = _first_use_is_send(scope, name, mks[0].decl)
+            send = _first_use_is_send(ctx, scope, name, mks[0].decl)
             if send is None:
                 continue
             msg = messages["send-nobody-receives"].format(chan=name)
@@ -932,15 +918,15 @@ def _sends_nobody_can_receive(ctx, messages, include_tests):
                               related=[(src, mks[0].node, "made here, and handed to nobody before the send")])
 
 
-def _first_use_is_send(scope, name: str, decl):
+def _first_use_is_send(ctx, scope, name: str, decl):
     """The first use of name after its declaration, when it is a bare send in the same function, not in
     a loop or a select."""
-    for n in walk(scope.body):
-        if n.start_byte <= decl.end_byte or n.type != "identifier" or text(n) != name:
+    for n in gr.identifiers(ctx, scope).get(name, ()):
+        if n.start_byte <= decl.end_byte:
             continue
         p = n.parent
         if p is not None and p.type == "send_statement" and p.child_by_field_name("channel") == n \
-                and gr.enclosing_function(n) == scope.node \
+                and gr.enclosing_function(ctx, scope.file, n) == scope.node \
                 and not any(a.type in ("for_statement", "communication_case") for a in _between(n, scope.node)):
             return p
         return None

@@ -32,16 +32,85 @@ _BREAK_TARGETS = ("for_statement", "expression_switch_statement", "type_switch_s
 _CONTEXT_TYPES = ("context.Context",)
 
 
-def ancestors_of(node):
-    n = node.parent
-    while n is not None:
-        yield n
-        n = n.parent
+def descend(top, node) -> list:
+    """The nodes from top down to node's parent, top first; [] when node is not strictly under top.
+
+    tree-sitter finds a node's parent by searching down from the root, so climbing `.parent` costs
+    depth^2 on a deeply nested file; descending from a known ancestor costs depth."""
+    if node.id == top.id or node.start_byte < top.start_byte or node.end_byte > top.end_byte:
+        return []
+    out = [top]
+    cur = top
+    while True:
+        nxt = cur.child_with_descendant(node)
+        if nxt is None or nxt.id == node.id:
+            break
+        out.append(nxt)
+        cur = nxt
+    return out
 
 
-def enclosing_function(node):
-    """The innermost function declaration or literal node around node."""
-    return next((a for a in ancestors_of(node) if a.type in FUNC_NODES), None)
+def ancestors_within(node, top) -> list:
+    """node's ancestors below top (top excluded), innermost first."""
+    return list(reversed(descend(top, node)[1:]))
+
+
+def between(node, top) -> list:
+    """node's ancestors below top, innermost first, up to the first function boundary."""
+    out = []
+    for a in ancestors_within(node, top):
+        if a.type in FUNC_NODES:
+            break
+        out.append(a)
+    return out
+
+
+_FUNC_QUERY = "[(function_declaration) (method_declaration) (func_literal)] @f"
+
+
+def identifiers(ctx, scope: Scope) -> dict[str, list]:
+    """name -> identifier nodes in scope's body (nested literals included), in document order;
+    found once per scope by a query."""
+    cache = ctx.shared.setdefault("go.goroutines.idents", {})
+    out = cache.get(scope.node.id)
+    if out is None:
+        out = cache[scope.node.id] = {}
+        if scope.body is not None:
+            for n in parsing.captures("go", "(identifier) @id", scope.body).get("id", []):
+                out.setdefault(text(n), []).append(n)
+            for v in out.values():
+                v.sort(key=lambda n: n.start_byte)
+    return out
+
+
+def enclosing_function(ctx, gofile, node):
+    """The innermost function declaration or literal node around node (by position, once per file)."""
+    from bisect import bisect_right
+
+    cache = ctx.shared.setdefault("go.goroutines.funcs", {})
+    key = id(gofile.source)
+    idx = cache.get(key)
+    if idx is None:
+        nodes = sorted(parsing.captures("go", _FUNC_QUERY, gofile.source.root).get("f", []),
+                       key=lambda n: n.start_byte)
+        spans = [(n.start_byte, n.end_byte) for n in nodes]
+        outer = [-1] * len(nodes)  # index of the innermost function around each function
+        stack: list[int] = []
+        for i, (b, e) in enumerate(spans):
+            while stack and spans[stack[-1]][1] < e:
+                stack.pop()
+            outer[i] = stack[-1] if stack else -1
+            stack.append(i)
+        idx = cache[key] = ([b for b, _ in spans], spans, nodes, outer)
+    starts, spans, nodes, outer = idx
+    i = bisect_right(starts, node.start_byte) - 1
+    sb, eb, nid = node.start_byte, node.end_byte, node.id
+    while i >= 0:
+        b, e = spans[i]
+        if b <= sb and eb <= e and nodes[i].id != nid:
+            return nodes[i]
+        i = outer[i]  # climb the nesting of functions, not the siblings
+    return None
 
 
 def _prune_literals(n) -> bool:
@@ -134,7 +203,8 @@ def go_statements(ctx) -> list[GoStart]:
             call = node.named_children[0] if node.named_children else None
             if call is None or call.type != "call_expression":
                 continue
-            spawner = facts.enclosing(ctx, node)
+            func = enclosing_function(ctx, gofile, node)
+            spawner = ctx.shared["go.scopes"]["by_id"].get(func.id) if func is not None else None
             if spawner is not None:
                 cache.append(GoStart(node, call, spawner, gofile))
     return cache
@@ -307,43 +377,44 @@ def forever_loops(ctx, scope: Scope, names: Names) -> list[Loop]:
     return out
 
 
-def _labels_of(node) -> set:
-    """Labels naming node or any of its ancestors (a `break L` to any of them leaves node)."""
+def _labels_of(node, func) -> set:
+    """Labels naming node or any of its ancestors inside func (a `break L` to any of them leaves node)."""
+    if func is None:
+        return set()
     out = set()
-    n = node
-    while n is not None and n.type not in FUNC_NODES:
-        p = n.parent
-        if p is not None and p.type == "labeled_statement":
-            lab = p.child_by_field_name("label")
+    for a in ancestors_within(node, func):
+        if a.type == "labeled_statement":
+            lab = a.child_by_field_name("label")
             if lab is not None:
                 out.add(text(lab))
-        n = p
     return out
 
 
-def _break_leaves(brk, loop) -> bool:
+def _break_leaves(brk, loop, labels) -> bool:
     lab = next((c for c in brk.named_children if c.type == "label_name"), None)
     if lab is not None:
-        return text(lab) in _labels_of(loop)
-    n = brk.parent
-    while n is not None:
-        if n.type in _BREAK_TARGETS:
-            return n == loop
-        n = n.parent
-    return False
+        return text(lab) in labels
+    for a in ancestors_within(brk, loop):
+        if a.type in _BREAK_TARGETS:
+            return False  # a switch, select or inner loop catches it first
+    return True
 
 
-def loop_exits(gofile, loop) -> list:
+def loop_exits(gofile, loop, func=None) -> list:
+    """return, goto, terminators and breaks that leave loop (func: the function around it, for labels)."""
     body = loop.child_by_field_name("body")
     out = []
     if body is None:
         return out
+    labels = None
     for n in walk(body, prune=_prune_literals):
         t = n.type
         if t == "return_statement" or t == "goto_statement":
             out.append(n)
         elif t == "break_statement":
-            if _break_leaves(n, loop):
+            if labels is None:
+                labels = _labels_of(loop, func)
+            if _break_leaves(n, loop, labels):
                 out.append(n)
         elif t == "call_expression" and facts.is_terminator(gofile, n):
             out.append(n)
@@ -407,8 +478,7 @@ def _guards_exit(loop, names: set, exits: list, op_node) -> bool:
     """An exit of the loop depends on the operation's result: a condition (if, switch, case)
     around it reads one of names, or the operation sits in that condition itself."""
     for ex in exits:
-        n = ex.parent
-        while n is not None and n != loop:
+        for n in ancestors_within(ex, loop):
             if n.type == "if_statement":
                 for f in ("condition", "initializer"):
                     c = n.child_by_field_name(f)
@@ -425,7 +495,6 @@ def _guards_exit(loop, names: set, exits: list, op_node) -> bool:
                 c = n.child_by_field_name("value")
                 if c is not None and _mentions(c, names):
                     return True
-            n = n.parent
     return False
 
 
@@ -461,7 +530,7 @@ def _context_arg(ctx, scope: Scope, args) -> bool:
 
 def _loop_facts(ctx, scope: Scope, loop, names: Names) -> Loop:
     gofile = scope.file
-    exits = loop_exits(gofile, loop)
+    exits = loop_exits(gofile, loop, scope.node)
     out = Loop(loop, scope, exits)
     body = loop.child_by_field_name("body")
     local_chans = frozenset(channel_makes(ctx, scope))
@@ -533,12 +602,13 @@ def is_response_channel(chan, local_chans, names: Names) -> bool:
 def on_exit_path(node, loop, exits) -> bool:
     """node's statement is followed, in the same statement list, by one of the loop's exits: a final
     wait on the way out (`task.Kill(); <-statusC; return`), not a wait for work."""
-    stmt = node
-    while stmt.parent is not None and stmt.parent.type != "statement_list":
-        if stmt == loop:
-            return False
-        stmt = stmt.parent
-    lst = stmt.parent
+    chain = ancestors_within(node, loop)
+    stmt, lst = node, None
+    for a in chain:
+        if a.type == "statement_list":
+            lst = a
+            break
+        stmt = a
     if lst is None:
         return False
     exit_ids = {e.id for e in exits}
@@ -747,7 +817,7 @@ def make_index(ctx) -> dict:
             if idx < 0 or idx >= len(lhs):
                 continue
             target = lhs[idx]
-            func = enclosing_function(mk)
+            func = enclosing_function(ctx, gofile, mk)
             if func is not None:
                 by_func.setdefault(func.id, {}).setdefault(text(target), []).append(
                     ChanMake(text(target), mk, cap, stmt))
@@ -756,7 +826,7 @@ def make_index(ctx) -> dict:
         if b"make(chan" in data or b"chan " in data:
             for _, caps in parsing.matches("go", _FIELD_FROM_LOCAL_QUERY, root):
                 key, value = caps["key"][0], caps["value"][0]
-                cap = _local_make(ctx, value)
+                cap = _local_make(ctx, gofile, value)
                 if cap is not False:
                     fields.setdefault(text(key), []).append(cap)
     return cache
@@ -788,9 +858,9 @@ def field_channel_makes(ctx) -> dict[str, list]:
     return make_index(ctx)["fields"]
 
 
-def _local_make(ctx, ident):
+def _local_make(ctx, gofile, ident):
     """The capacity of the make a local variable was last bound to before ident, or False."""
-    func = enclosing_function(ident)
+    func = enclosing_function(ctx, gofile, ident)
     if func is None:
         return False
     mks = make_index(ctx)["by_func"].get(func.id, {}).get(text(ident), [])
