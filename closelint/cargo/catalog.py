@@ -36,6 +36,7 @@ class Row:
     rustls_by_default: bool = False  # with default features on, TLS is already rustls
     rustls_extra: tuple = ()    # features to add with rustls-feature when defaults are turned off
     replace: dict = field(default_factory=dict)
+    no_rustls: bool = False     # no release of the crate has a rustls backend: only another crate avoids OpenSSL
     targets: str = ""
     platforms: frozenset = cfg.ALL
     forwards: dict = field(default_factory=dict)  # native feature -> [Forward]
@@ -164,7 +165,8 @@ def compile_catalog(catalogs: dict) -> Catalog:
             rustls_defaults=raw.get("rustls-defaults", "") if isinstance(raw.get("rustls-defaults", ""), str) else "",
             rustls_by_default=raw.get("rustls-by-default") is True,
             rustls_extra=_str_list(raw, "rustls-extra", errors, where),
-            replace=dict(replace), targets=targets, platforms=cfg.platforms(targets),
+            replace=dict(replace), no_rustls=raw.get("no-rustls") is True,
+            targets=targets, platforms=cfg.platforms(targets),
             forwards=forwards, instead=str(raw.get("instead", "")), note=str(raw.get("note", "")), index=i)
         rows.setdefault(row.name, []).append(row)
     defaults: dict[str, list] = {}

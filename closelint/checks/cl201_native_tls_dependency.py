@@ -98,6 +98,7 @@ class Verdict:
     optional_path: tuple = ()    # how the crate's own default features switch an optional dep on
     unified: bool = False        # a dev-dependency whose features resolver 1 applies to the normal build
     maybe_chain: bool = False    # its lock chain rests on a guess about a crate the table lacks
+    context: str | None = None   # "support": a note because the member is a test / example crate
 
 
 @dataclass
@@ -124,6 +125,9 @@ class _Scan:
         self.positions: dict[str, dict] = {}
         self.reports: dict[tuple, Report] = {}
         self.noted: set = set()
+        self.roles: dict[str, str] = {}  # manifest path -> "backend" | "support"
+        self.backend_words = [_words(w) for w in self.opts.get("backend-words", ()) if isinstance(w, str)]
+        self.support_words = {w.lower() for w in self.opts.get("support-words", ()) if isinstance(w, str)}
 
     # ------------------------------------------------------------------ files
     def source(self, path: str):
@@ -298,6 +302,7 @@ class _Scan:
         lock_src = self.source(lock_path) if lk is not None else None
         root_m = self.manifest(root)
         self.current_lock, self.local_memo = lk, {}
+        self.classify(root, members)
         verdicts: dict[str, list[Verdict]] = {}
         member_pkgs: dict[str, object] = {}
         for path in members:
@@ -311,6 +316,8 @@ class _Scan:
         chains = self.lock_chains(lk, verdicts, member_pkgs) \
             if lk is not None and any(p is not None for p in member_pkgs.values()) else {}
         for path, vs in verdicts.items():
+            if self.roles.get(path) == "backend":
+                continue  # an OpenSSL / native-TLS backend crate: linking it is its purpose
             for v in vs:
                 chain = chains.get((path, id(v)))
                 if v.native and v.level is not None:
@@ -325,6 +332,72 @@ class _Scan:
                     self.emit_chain(v, chain, lk, lock_src)
         self.member_features(verdicts, members, flagged)
         return members
+
+    # ------------------------------------------------------------------ what a member is for
+    def classify(self, root: str, members: list[str]):
+        """Roles of the project's members: "backend" for a crate whose purpose is OpenSSL / native TLS
+        (its name says so, or every other member takes it only through an opt-in feature named for
+        native TLS), "support" for test, example and tooling crates (by name or folder)."""
+        packages = [p for p in members if self.manifest(p) is not None and self.manifest(p).is_package]
+        for path in packages:
+            m = self.manifest(path)
+            lib = m.data.get("lib") if isinstance(m.data.get("lib"), dict) else {}
+            names = [m.name, *([lib["name"]] if isinstance(lib.get("name"), str) else [])]
+            if any(_has_words(_words(n), w) for n in names for w in self.backend_words):
+                self.roles[path] = "backend"
+        # opt-in backends: every member that depends on it declares it optional, off by default, and
+        # switched on only by features named for native TLS
+        takers: dict[str, list] = {}
+        root_m = self.manifest(root)
+        for path in packages:
+            m = self.manifest(path)
+            for d in m.deps:
+                eff, base = d, os.path.dirname(path)
+                if d.workspace:
+                    rd = root_m.workspace_deps.get(d.key) if root_m is not None else None
+                    if rd is None:
+                        continue
+                    eff, base = mf.inherit(d, rd), os.path.dirname(root)
+                if eff.path is not None:
+                    sub = _norm(os.path.join(base, eff.path, "Cargo.toml"))
+                    takers.setdefault(sub, []).append((m, d))
+        for sub, deps in takers.items():
+            if sub in packages and sub not in self.roles and all(_opt_in_native(m, d) for m, d in deps):
+                self.roles[sub] = "backend"
+        base = self.outermost(os.path.dirname(root))
+        for path in packages:
+            if path in self.roles:
+                continue
+            rel = os.path.relpath(os.path.dirname(path), base).replace(os.sep, "/")
+            words = set(_words(self.manifest(path).name))
+            for part in rel.split("/") if rel != "." and not rel.startswith("..") else ():
+                words.update(_words(part))
+            if words & self.support_words:
+                self.roles[path] = "support"
+
+    def outermost(self, folder: str) -> str:
+        """The outermost folder above `folder` (itself included) that holds a Cargo.toml, without
+        leaving the repository (a folder with .git) or climbing more than 16 levels: the base the
+        folders of a member are read from (test_runner/pg_clients/rust/tokio-postgres is a test
+        project although it is a workspace of its own)."""
+        best = folder
+        d = folder
+        for _ in range(16):
+            if os.path.exists(os.path.join(d, ".git")):
+                break
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+            if os.path.isfile(os.path.join(d, "Cargo.toml")):
+                best = d
+        return best
+
+    def member_level(self, path: str, level: str | None, context: str | None):
+        """(level, context) for a finding of the member at path: a support crate's are notes."""
+        if level is not None and level != "note" and self.roles.get(path) == "support":
+            return "note", "support"
+        return level, context
 
     # ------------------------------------------------------------------ manifest analysis
     def analyse(self, path, m: mf.Manifest, root, root_m, lk, pkg) -> list[Verdict]:
@@ -369,7 +442,8 @@ class _Scan:
             self.judge(v, res)
             if v.level == "note" and d.kind == "dev" and v1 and eff.package in normal \
                     and cfg.platforms(d.target) & v.row.platforms & cfg.OPENSSL_LIKE:
-                v.level, v.unified = "error", True
+                v.level, v.unified = self._native_level(v.row), True
+            v.level, v.context = self.member_level(path, v.level, None)
             out.append(v)
         return out
 
@@ -398,7 +472,7 @@ class _Scan:
         # level: the dependency's platforms, where this crate links OpenSSL
         dep_pf = cfg.platforms(d.target)
         if dep_pf & row.platforms & cfg.OPENSSL_LIKE:
-            level = "error"
+            level = self._native_level(row)
         elif dep_pf & cfg.APPLE_WINDOWS:
             level = "note"
         else:
@@ -406,6 +480,14 @@ class _Scan:
         if level is not None and d.kind == "dev":
             level = "note"
         v.level = level
+
+    def _native_level(self, row: Row) -> str:
+        """Where the crate links OpenSSL: error, or the no-rustls level when no release of it has a
+        rustls backend (only another crate avoids OpenSSL)."""
+        if row.no_rustls:
+            level = self.opts.get("no-rustls-level", "warning")
+            return level if level in LEVEL_RANK else "warning"
+        return "error"
 
     # ------------------------------------------------------------------ emitting
     def place(self, v: Verdict, lk, lock_src):
@@ -486,6 +568,7 @@ class _Scan:
             return
         if kind == "dev":
             level = "note"
+        level, context = self.member_level(v.member, level, None)
         where = self.place(v, lk, lock_src)
         if where is None:
             return
@@ -500,7 +583,7 @@ class _Scan:
                            culprit, v.maybe_chain, chain_rows)),
                  ("consequence", (sink_row, level))]
         if level == "note":
-            parts.append(("context", "dev" if kind == "dev" else "platform"))
+            parts.append(("context", context or ("dev" if kind == "dev" else "platform")))
         member_name = self.manifest(v.member).name
         if str(src.path) != v.member:
             parts.insert(0, ("member", (member_name, _rel(v.member, str(src.path)))))
@@ -544,7 +627,7 @@ class _Scan:
         if v.unified:
             parts.append(("unified", None))
         if v.level == "note":
-            parts.append(("context", "dev" if d.kind == "dev" else "platform"))
+            parts.append(("context", v.context or ("dev" if d.kind == "dev" else "platform")))
         if v.resolved.caveat:
             parts.append(("caveat", v.resolved.caveat))
         parts.append(("fix", self.fix(v, src)))
@@ -552,6 +635,8 @@ class _Scan:
 
     def fix(self, v: Verdict, src) -> str:
         row, eff = v.row, v.eff
+        if row.no_rustls:
+            return _no_rustls_fix(eff.package, row)
         if row.always:
             up = self.cat.upgrade_to(eff.package, v.resolved.version) if v.resolved.version else None
             if up is not None and not row.instead:
@@ -649,6 +734,8 @@ class _Scan:
                 return (f"{eff.package} {v.resolved.text} has no rustls backend: upgrade to {eff.package} "
                         f"{lowest(up.range)} or later and use `default-features = false` with its "
                         f"`{up.rustls_feature}` feature.")
+            if row.no_rustls:
+                return _no_rustls_fix(eff.package, row)
             return f"Use instead: {row.instead}." if row.instead else f"{eff.package} has no rustls backend."
         new_feats = feats + [f for f in added if f not in feats]
         if turn_off:
@@ -745,7 +832,7 @@ class _Scan:
         turns on is reported in its own manifest, not here."""
         for path, vs in verdicts.items():
             msrc = self.source(path)
-            if msrc is None or not msrc.is_target:
+            if msrc is None or not msrc.is_target or self.roles.get(path) == "backend":
                 continue
             m = self.manifest(path)
             res = features.resolve(m)
@@ -760,17 +847,21 @@ class _Scan:
                 asked = self.local_native(sub, tuple(sorted(feats - {"default"})), dflt)
                 own = self.local_native(sub, (), True)
                 for k, (hops, od, row, what) in asked.items():
-                    if k in own or od.package in flagged:
+                    # A backend crate reports nothing itself: the first member on the way that turns
+                    # it on in its default build does (here, when every crate on the way is one).
+                    backend = k in own and all(self.roles.get(p) == "backend" for p in self._hop_paths(sub, hops))
+                    if (k in own and not backend) or od.package in flagged:
                         continue  # reported in its own manifest, or built anyway by a reported dependency
                     dep_pf = cfg.platforms(v.dep.target) & cfg.platforms(od.target)
                     if dep_pf & row.platforms & cfg.OPENSSL_LIKE:
-                        level = "error"
+                        level = self._native_level(row)
                     elif dep_pf & cfg.APPLE_WINDOWS:
                         level = "note"
                     else:
                         continue
                     if v.dep.kind == "dev":
                         level = "note"
+                    level, context = self.member_level(path, level, None)
                     span = self.position(path, v.dep.path_key)
                     if span is None:
                         continue
@@ -785,11 +876,41 @@ class _Scan:
                     relevant = [f for f in requested if k in self.local_native(sub, (f,), False)] or requested
                     via = next((" -> ".join(own_paths[f]) for f in relevant if f in own_paths), "")
                     alt = _rustls_sibling(self.manifest(sub), relevant)
-                    parts = [("member-feature", (v.dep.key, hops, od.package, what, relevant, alt, via)),
-                             ("consequence", (row, level))]
+                    if backend:
+                        on = " -> ".join(v.optional_path) if v.dep.optional and v.optional_path else ""
+                        parts = [("backend-crate", (v.dep.key, hops, od.package, on))]
+                    else:
+                        parts = [("member-feature", (v.dep.key, hops, od.package, what, relevant, alt, via))]
+                    parts.append(("consequence", (row, level)))
                     if level == "note":
-                        parts.append(("context", "dev" if v.dep.kind == "dev" else "platform"))
+                        parts.append(("context", context or ("dev" if v.dep.kind == "dev" else "platform")))
                     self.report((msrc, span), level, parts, related, m.name)
+
+    def _hop_paths(self, sub: str, hops: list) -> list[str]:
+        """Manifest paths of the local crates named in hops (sub first), as far as they are found."""
+        out = [sub]
+        cur = sub
+        for name in hops[1:]:
+            m = self.manifest(cur)
+            nxt = None
+            for d in (m.deps if m is not None else ()):
+                if d.package == name or d.key == name:
+                    eff, base = d, os.path.dirname(cur)
+                    if d.workspace:
+                        r = self.root_of(cur)
+                        rm = self.manifest(r) if r is not None else None
+                        rd = rm.workspace_deps.get(d.key) if rm is not None else None
+                        if rd is None:
+                            continue
+                        eff, base = mf.inherit(d, rd), os.path.dirname(r)
+                    if eff.path is not None:
+                        nxt = _norm(os.path.join(base, eff.path, "Cargo.toml"))
+                        break
+            if nxt is None:
+                break
+            out.append(nxt)
+            cur = nxt
+        return out
 
     # ------------------------------------------------------------------ the lock walk
     def _reaches_sink(self, lk, pkg) -> bool:
@@ -1103,6 +1224,15 @@ def _compose(rep: Report) -> str:
         head += f" ({rel}): "
     context = parts.get("context") if rep.level == "note" else None
     effect = _effect(parts["consequence"][0] if "consequence" in parts else None, context)
+    if "backend-crate" in parts:
+        key, hops, crate, on = parts["backend-crate"]
+        inside = " -> ".join(hops)
+        how = (f"this crate's default features switch it on ({on})" if on
+               else "it is a plain dependency, on in every build")
+        fix = ("Take it out of the default features and keep it opt-in, with a rustls backend as the default."
+               if on else "Make it `optional = true` behind a feature, with a rustls backend as the default.")
+        return (f"{head}{key} (path dependency) is a native-TLS backend crate ({inside} uses {crate}), and "
+                f"{how}, so this crate {effect}. {fix}")
     if "member-feature" in parts:
         key, hops, crate, what, asked, alt, via = parts["member-feature"]
         other = hops[0]
@@ -1126,8 +1256,8 @@ def _compose(rep: Report) -> str:
         text = f"{head}{crate} {version}: Cargo.lock resolves {chain}, so it {effect}."
         if isinstance(culprit, tuple):
             feats = ", ".join(f"`{f}`" for f in culprit[1]) or "native TLS"
-            return (text + f" This line asks {crate} for {feats}: use its rustls feature instead (check "
-                    f"`cargo tree -e features -i {names[-1]}`).")
+            return (text + f" This line asks {crate} for {feats}: drop it, or use {crate}'s rustls option "
+                    f"if it has one (check `cargo tree -e features -i {names[-1]}`).")
         k = next((i for i, (n, row) in enumerate(chain_pkgs) if n in SINKS or (row is not None and row.always)),
                  len(chain_pkgs) - 1)
         prev = chain_pkgs[k - 1] if k > 0 else None
@@ -1194,6 +1324,11 @@ def _compose(rep: Report) -> str:
     return text.strip()
 
 
+def _no_rustls_fix(package: str, row: Row) -> str:
+    way_out = row.instead or "only another crate avoids OpenSSL"
+    return f"{package} has no rustls backend in any release: {way_out}."
+
+
 def _leads_to(row: Row, feature: str) -> str:
     crates = [f.crate for f in row.forwards.get(feature, ())]
     if any("native-tls" in c for c in crates) or not crates:
@@ -1210,6 +1345,8 @@ def _effect(row, context) -> str:
         return ("builds native TLS, which on these Windows / Apple targets is schannel / "
                 "Security.framework rather than OpenSSL")
     openssl = "OpenSSL" + _where_openssl(row)
+    if context == "support":
+        return f"links {openssl} into this test / example crate"
     if context == "dev":
         return f"links {openssl} into tests and benches (a dev-dependency)"
     return f"links {openssl}"
@@ -1333,3 +1470,24 @@ def _dep_package(lk, member_pkg, dep: mf.Dep):
                 if v is not None and v in rng:
                     return p
     return cands[0]
+
+
+def _words(name) -> list[str]:
+    """The words of a crate or folder name: `example-low-level-native_tls` -> example low level native tls."""
+    return [w for w in re.split(r"[-_.\s]+", str(name or "").lower()) if w]
+
+
+def _has_words(words: list[str], phrase: list[str]) -> bool:
+    n = len(phrase)
+    return n > 0 and any(words[i:i + n] == phrase for i in range(len(words) - n + 1))
+
+
+def _opt_in_native(m: mf.Manifest, d: mf.Dep) -> bool:
+    """m takes its dependency d only through opt-in features named for native TLS: d is optional, no
+    default feature switches it on, and every feature that switches it on is named so
+    (`openssl = ["dep:pingora-openssl", ...]`)."""
+    if not d.optional or d.kind == "dev" or d.key in features.resolve(m).deps_on:
+        return False
+    enabling = [f for f, vals in m.features.items()
+                if any(v in (d.key, "dep:" + d.key) or v.startswith(d.key + "/") for v in vals)]
+    return bool(enabling) and all(_NATIVE_NAME.search(f) and "rustls" not in f for f in enabling)
