@@ -293,7 +293,19 @@ def local_types(ctx, scope: Scope) -> dict[str, str]:
     parameters, receivers, `var x T`, `x := &T{}`, `x := T{}`, `x := new(T)`, `x := (*T)(y)`."""
     if scope._types is not None:
         return scope._types
-    types = dict(local_types(ctx, scope.parent)) if scope.parent is not None else {}
+    chain = []  # the scopes still to compute, innermost first (iterative: literals nest deeply)
+    s = scope
+    while s is not None and s._types is None:
+        chain.append(s)
+        s = s.parent
+    inherited = s._types if s is not None else {}
+    for s in reversed(chain):
+        inherited = s._types = _own_types(s, inherited)
+    return scope._types
+
+
+def _own_types(scope: Scope, inherited: dict) -> dict[str, str]:
+    types = dict(inherited)
     fn = scope.function
     if fn is not None and fn.receiver_name:
         recv_decl = fn.node.child_by_field_name("receiver")
@@ -320,7 +332,6 @@ def local_types(ctx, scope: Scope) -> dict[str, str]:
                     t = expression_type(gofile, value)
                     if t:
                         types[text(name_node)] = t
-    scope._types = types
     return types
 
 

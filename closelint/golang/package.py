@@ -175,7 +175,9 @@ class GoPackage:
         self.type_defs: dict[str, str] = {}  # type name -> qualified underlying type text
         self.globals: dict[str, tuple[GoFile, object]] = {}  # name -> (file, var_spec node)
         self.consts: dict[str, tuple[GoFile, object]] = {}  # name -> (file, const_spec node)
-        for src in sources:
+        # The package's own files first: an external test package (`package foo_test`) in the same
+        # folder may declare the same names, and must not shadow the package's declarations.
+        for src in sorted(sources, key=_is_external_test):
             self._index(src)
 
     def _index(self, src: SourceFile):
@@ -210,7 +212,7 @@ class GoPackage:
                     name = text(name_node)
                     self.type_defs.setdefault(name, gf.qualify(tnode))
                     if tnode.type == "struct_type":
-                        self.struct_fields[name] = _struct_fields(tnode, gf)
+                        self.struct_fields.setdefault(name, _struct_fields(tnode, gf))
             elif t in ("var_declaration", "const_declaration"):
                 table = self.globals if t == "var_declaration" else self.consts
                 for spec in _specs(child, "var_spec" if t == "var_declaration" else "const_spec"):
@@ -246,6 +248,18 @@ class GoPackage:
 
     def field_type(self, struct: str, field_name: str) -> str | None:
         return self.struct_fields.get(struct.lstrip("*"), {}).get(field_name)
+
+
+def _is_external_test(src: SourceFile) -> bool:
+    """A file of the folder's external test package: its package clause ends in _test."""
+    head = src.data[:4096]
+    i = head.find(b"\npackage ")
+    if i < 0 and head.startswith(b"package "):
+        i = -1
+    elif i < 0:
+        return False
+    line = head[i + 1:].split(b"\n", 1)[0]
+    return line.rstrip().endswith(b"_test")
 
 
 def _specs(decl, kind: str) -> list:
