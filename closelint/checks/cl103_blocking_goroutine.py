@@ -864,9 +864,10 @@ def _field_receivers(ctx, field: str, names):
     if field in cache:
         return cache[field]
     found = None
-    for scope in facts.scopes(ctx):
+    needle = field.encode()
+    for scope in (s for gf in ctx.package.files if needle in gf.source.data for s in facts.file_scopes(ctx, gf)):
         body = scope.body
-        if body is None or field.encode() not in scope.file.source.data:
+        if body is None:
             continue
         for n in walk(body, prune=lambda x: x.type == "func_literal"):
             if n.type != "selector_expression" or text(n.child_by_field_name("field")) != field:
@@ -899,10 +900,8 @@ def _sends_nobody_can_receive(ctx, messages, include_tests):
     index = gr.make_index(ctx)["by_func"]
     if not index:
         return
-    facts.scopes(ctx)
-    by_id = ctx.shared["go.scopes"]["by_id"]
     for func_id, made in index.items():
-        scope = by_id.get(func_id)
+        scope = facts.scope_by_id(ctx, func_id)
         if scope is None or not scope.file.source.is_target or scope.body is None:
             continue
         src = scope.file.source

@@ -122,16 +122,24 @@ def scopes(ctx) -> list[Scope]:
     if full is None:
         index = _scope_index(ctx)
         for gofile in ctx.package.files:
-            root = gofile.source.root
-            for top in root.named_children:
-                if top.type in ("function_declaration", "method_declaration") or (
-                        top.type in ("var_declaration", "const_declaration")
-                        and _literals_in(index, gofile, top)):
-                    _top_level_scopes(index, gofile, top)
+            file_scopes(ctx, gofile)
         # by_id: function node id -> Scope, complete once scopes() has run (scope_at() is the lazy way).
         full = ctx.shared["go.scopes"] = {"list": sorted(index["by_id"].values(), key=_scope_order),
                                           "by_id": index["by_id"]}
     return full["list"]
+
+
+def file_scopes(ctx, gofile: GoFile) -> list[Scope]:
+    """Every function body of one file, built on demand (parses that file only)."""
+    index = _scope_index(ctx)
+    key = ("file", id(gofile))
+    if key not in index["done"]:
+        index["done"].add(key)
+        for top in gofile.source.root.named_children:
+            if top.type in ("function_declaration", "method_declaration") or (
+                    top.type in ("var_declaration", "const_declaration") and _literals_in(index, gofile, top)):
+                _top_level_scopes(index, gofile, top)
+    return sorted((s for s in index["by_id"].values() if s.file is gofile), key=_scope_order)
 
 
 def _scope_order(scope: "Scope"):
@@ -142,11 +150,8 @@ def _scope_index(ctx) -> dict:
     index = ctx.shared.get("go.scopes.index")
     if index is None:
         pkg = ctx.package
-        by_node = {fn.node.id: fn for fn in [*pkg.functions.values(),
-                                              *[m for ms in pkg.methods_by_name.values() for m in ms]]}
         index = ctx.shared["go.scopes.index"] = {
-            "by_id": {}, "done": set(), "by_node": by_node, "literals": {},
-            "files": {gf.source.root.id: gf for gf in pkg.files}}
+            "by_id": {}, "done": set(), "package": pkg, "literals": {}}
     return index
 
 
@@ -188,11 +193,24 @@ def scope_at(ctx, node) -> Scope | None:
             root = anc
             break
         top = anc
-    gofile = index["files"].get(root.id) if root is not None else None
+    gofile = _file_with_root(index["package"], root) if root is not None else None
     if gofile is None:
         return None
     _top_level_scopes(index, gofile, top)
     return index["by_id"].get(func.id)
+
+
+def _file_with_root(pkg, root) -> GoFile | None:
+    """The package file whose tree root is root (only parsed files can hold a node)."""
+    for gf in pkg.files:
+        if gf.source._tree is not None and gf.source.root.id == root.id:
+            return gf
+    return None
+
+
+def scope_by_id(ctx, node_id: int) -> Scope | None:
+    """A scope already built (by scope_at, file_scopes or scopes), by its function node's id."""
+    return _scope_index(ctx)["by_id"].get(node_id)
 
 
 def enclosing(ctx, node) -> Scope | None:
@@ -220,8 +238,8 @@ def _top_level_scopes(index: dict, gofile: GoFile, top) -> None:
             count += 1
             scope = Scope(node, gofile, f"{base}.func{count}", parent=parent)
         else:
-            fn = index["by_node"].get(node.id)
-            if fn is None:  # a duplicate name the index kept only once
+            fn = index["package"].function_at(node)
+            if fn is None:  # not a declaration of the package's files
                 fn = Function(text(node.child_by_field_name("name")), node, gofile)
                 if node.type == "method_declaration":
                     fn.receiver, fn.receiver_name = receiver_of(node, gofile)

@@ -197,14 +197,12 @@ def go_statements(ctx) -> list[GoStart]:
                 continue
             nodes = parsing.captures("go", "(go_statement) @go", gofile.source.root).get("go", [])
             found += [(gofile, n) for n in nodes]
-        if found:
-            facts.scopes(ctx)
         for gofile, node in found:
             call = node.named_children[0] if node.named_children else None
             if call is None or call.type != "call_expression":
                 continue
             func = enclosing_function(ctx, gofile, node)
-            spawner = ctx.shared["go.scopes"]["by_id"].get(func.id) if func is not None else None
+            spawner = facts.scope_at(ctx, func) if func is not None else None
             if spawner is not None:
                 cache.append(GoStart(node, call, spawner, gofile))
     return cache
@@ -216,19 +214,18 @@ def resolve_call(ctx, scope: Scope, call) -> Scope | None:
     fn = call.child_by_field_name("function")
     if fn is None:
         return None
-    by_id = ctx.shared["go.scopes"]["by_id"]
     pkg = ctx.package
     if fn.type == "parenthesized_expression" and fn.named_children:
         fn = fn.named_children[0]
     if fn.type == "func_literal":
-        return by_id.get(fn.id)
+        return facts.scope_at(ctx, fn)
     if fn.type == "identifier":
         name = text(fn)
         lit = _local_literal(scope, name, call)
         if lit is not None:
-            return by_id.get(lit.id)
+            return facts.scope_at(ctx, lit)
         f = pkg.functions.get(name)
-        return by_id.get(f.node.id) if f is not None else None
+        return facts.scope_at(ctx, f.node) if f is not None else None
     if fn.type == "selector_expression":
         operand = fn.child_by_field_name("operand")
         method = text(fn.child_by_field_name("field"))
@@ -245,7 +242,7 @@ def resolve_call(ctx, scope: Scope, call) -> Scope | None:
             m = pkg.method(base, method)
         else:
             m = pkg.method("", method)
-        return by_id.get(m.node.id) if m is not None else None
+        return facts.scope_at(ctx, m.node) if m is not None else None
     return None
 
 
@@ -774,6 +771,9 @@ _FIELD_FROM_LOCAL_QUERY = """
 """
 
 
+_MAKES_A_CHANNEL = re.compile(rb"make\(\s*(?:<-\s*)?chan\b")
+
+
 def make_index(ctx) -> dict:
     """Every `make(chan ...)` of the package, found once per unit by a query: by enclosing function
     node id -> name -> [ChanMake], and by struct field name -> [capacity]."""
@@ -785,7 +785,7 @@ def make_index(ctx) -> dict:
     cache = ctx.shared["go.goroutines.makes"] = {"by_func": by_func, "fields": fields}
     for gofile in ctx.package.files:
         data = gofile.source.data
-        if b"make(" not in data:
+        if _MAKES_A_CHANNEL.search(data) is None:
             continue
         root = gofile.source.root
         for _, caps in parsing.matches("go", _MAKE_QUERY, root):
@@ -819,6 +819,7 @@ def make_index(ctx) -> dict:
             target = lhs[idx]
             func = enclosing_function(ctx, gofile, mk)
             if func is not None:
+                facts.scope_at(ctx, func)  # so that facts.scope_by_id(ctx, func.id) knows it
                 by_func.setdefault(func.id, {}).setdefault(text(target), []).append(
                     ChanMake(text(target), mk, cap, stmt))
             if target.type == "selector_expression":
@@ -876,7 +877,7 @@ def channel_protocol(ctx) -> set[tuple[str, str]]:
     if cache is not None:
         return cache
     cache = ctx.shared["go.goroutines.protocol"] = set()
-    for scope in facts.scopes(ctx):
+    for scope in (s for gf in ctx.package.files if b"<-" in gf.source.data for s in facts.file_scopes(ctx, gf)):
         body = scope.body
         if body is None:
             continue

@@ -10,7 +10,8 @@ written with import paths matches whatever alias a file uses.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from closelint.source import SourceFile
 from closelint.treeutil import text
@@ -53,12 +54,58 @@ def default_package_name(import_path: str) -> str:
     return last.replace("-", "_").replace(".", "_")
 
 
-@dataclass
 class GoFile:
-    source: SourceFile
-    package: str = ""
-    imports: dict[str, str] = field(default_factory=dict)  # local name -> import path
-    dot_imports: list[str] = field(default_factory=list)
+    """One file of the package. Its header (package name, imports) is read from the tree on first
+    use, so a file no rule looks at is never parsed."""
+
+    def __init__(self, source: SourceFile, rank: int = 0):
+        self.source = source
+        self.rank = rank  # the package's own files before its external test package's
+        self._package: str | None = None
+        self._imports: dict[str, str] = {}  # local name -> import path
+        self._dot_imports: list[str] = []
+
+    def __repr__(self):
+        return f"GoFile({self.source.path})"
+
+    def _read_header(self) -> None:
+        if self._package is not None:
+            return
+        self._package = ""
+        for child in self.source.root.named_children:
+            if child.type == "package_clause":
+                self._package = text(child.named_children[0]) if child.named_children else ""
+            elif child.type == "import_declaration":
+                for spec in _specs(child, "import_spec"):
+                    self._import(spec)
+
+    def _import(self, spec) -> None:
+        path_node = spec.child_by_field_name("path")
+        if path_node is None:
+            return
+        ipath = text(path_node).strip('"`')
+        name_node = spec.child_by_field_name("name")
+        if name_node is None:
+            self._imports[default_package_name(ipath)] = ipath
+        elif name_node.type == "dot":
+            self._dot_imports.append(ipath)
+        elif name_node.type != "blank_identifier":
+            self._imports[text(name_node)] = ipath
+
+    @property
+    def package(self) -> str:
+        self._read_header()
+        return self._package
+
+    @property
+    def imports(self) -> dict[str, str]:
+        self._read_header()
+        return self._imports
+
+    @property
+    def dot_imports(self) -> list[str]:
+        self._read_header()
+        return self._dot_imports
 
     @property
     def path(self):
@@ -163,45 +210,129 @@ def _base_type_name(type_node) -> str:
     return text(n) if n is not None else ""
 
 
+# Go's predeclared identifiers: looking one up must not index every file that uses it.
+_PREDECLARED = frozenset(
+    "append cap clear close complex copy delete imag len make max min new panic print println real "
+    "recover bool byte comparable complex64 complex128 error float32 float64 int int8 int16 int32 "
+    "int64 rune string uint uint8 uint16 uint32 uint64 uintptr any true false iota nil _".split())
+
+
+class _LazyTable(Mapping):
+    """A table of the package index that indexes files only as lookups need them.
+
+    A lookup of `name` first indexes every not-yet-indexed file whose bytes hold `name` as a word (a
+    declaration of it must), so the answer is the same as with a full index; iterating indexes all."""
+
+    def __init__(self, pkg: "GoPackage", word_of=lambda key: key):
+        self._pkg = pkg
+        self._word_of = word_of
+        self.data: dict = {}
+
+    def _need(self, key) -> None:
+        word = self._word_of(key)
+        if isinstance(word, str):
+            self._pkg._index_files_with(word)
+
+    def __getitem__(self, key):
+        self._need(key)
+        return self.data[key]
+
+    def get(self, key, default=None):
+        self._need(key)
+        return self.data.get(key, default)
+
+    def __contains__(self, key):
+        self._need(key)
+        return key in self.data
+
+    def __iter__(self):
+        self._pkg._index_all()
+        return iter(self.data)
+
+    def __len__(self):
+        self._pkg._index_all()
+        return len(self.data)
+
+
 class GoPackage:
-    """Every .go file of one folder, indexed once."""
+    """Every .go file of one folder, indexed lazily, once.
+
+    Tables: functions, methods[(receiver type, name)], methods_by_name, struct_fields, type_defs,
+    globals, consts. A file is parsed and indexed only when a lookup needs a name it holds, so a
+    package whose rules look at one file parses that file and the siblings declaring what it uses.
+    Where the same name is declared twice (the folder's external test package), the package's own
+    declaration wins, whatever order files were indexed in."""
 
     def __init__(self, sources: list[SourceFile]):
-        self.files: list[GoFile] = []
-        self.functions: dict[str, Function] = {}
-        self.methods: dict[tuple[str, str], Function] = {}
-        self.methods_by_name: dict[str, list[Function]] = {}
-        self.struct_fields: dict[str, dict[str, str]] = {}  # type name -> field -> qualified type
-        self.type_defs: dict[str, str] = {}  # type name -> qualified underlying type text
-        self.globals: dict[str, tuple[GoFile, object]] = {}  # name -> (file, var_spec node)
-        self.consts: dict[str, tuple[GoFile, object]] = {}  # name -> (file, const_spec node)
-        # The package's own files first: an external test package (`package foo_test`) in the same
-        # folder may declare the same names, and must not shadow the package's declarations.
-        for src in sorted(sources, key=_is_external_test):
-            self._index(src)
+        ranked = sorted(sources, key=_is_external_test)  # stable: the package's own files first
+        self.files: list[GoFile] = [GoFile(src, rank=i) for i, src in enumerate(ranked)]
+        self._pending: dict[int, GoFile] = {id(gf): gf for gf in self.files}
+        self._words_done: set[str] = set()
+        self.functions = _LazyTable(self)
+        self.methods = _LazyTable(self, word_of=lambda key: key[1] if isinstance(key, tuple) else None)
+        self.methods_by_name = _LazyTable(self)
+        self.struct_fields = _LazyTable(self)  # type name -> field -> qualified type
+        self.type_defs = _LazyTable(self)  # type name -> qualified underlying type text
+        self.globals = _LazyTable(self)  # name -> (file, var_spec node)
+        self.consts = _LazyTable(self)  # name -> (file, const_spec node)
+        self._functions_by_node: dict[int, Function] = {}
+        self._ranks: dict[tuple, int] = {}
 
-    def _index(self, src: SourceFile):
+    def _index_files_with(self, word: str) -> None:
+        if word in self._words_done or word in _PREDECLARED or not self._pending:
+            return
+        self._words_done.add(word)
+        needle = word.encode()
+        pattern = None
+        for gf in list(self._pending.values()):
+            if needle in gf.source.data:
+                pattern = pattern or re.compile(rb"(?<![\w])" + re.escape(needle) + rb"(?![\w])")
+                if pattern.search(gf.source.data):
+                    self._index(gf)
+
+    def _index_all(self) -> None:
+        for gf in list(self._pending.values()):
+            self._index(gf)
+
+    def function_at(self, node) -> Function | None:
+        """The Function of a function or method declaration node of one of the package's files."""
+        hit = self._functions_by_node.get(node.id)
+        if hit is None and node.parent is not None:  # a declaration's parent is its file's root
+            root_id = node.parent.id
+            for gf in self.files:
+                if gf.source._tree is not None and gf.source.root.id == root_id:
+                    self._index(gf)
+                    break
+            hit = self._functions_by_node.get(node.id)
+        return hit
+
+    def _put(self, table: dict, key, value, rank: int) -> None:
+        """Keep the declaration of the best-ranked file (the package's own before its tests')."""
+        slot = (id(table), key)
+        if key not in table or self._ranks[slot] > rank:
+            table[key] = value
+            self._ranks[slot] = rank
+
+    def _index(self, gf: GoFile):
         """Index one file from its top-level declarations only (a few dozen nodes, no tree walk)."""
-        gf = GoFile(src)
-        self.files.append(gf)
-        decls = src.root.named_children
-        for child in decls:
-            if child.type == "package_clause":
-                gf.package = text(child.named_children[0]) if child.named_children else ""
-            elif child.type == "import_declaration":
-                for spec in _specs(child, "import_spec"):
-                    self._import(gf, spec)
-        for child in decls:
+        if self._pending.pop(id(gf), None) is None:
+            return
+        rank = gf.rank
+        for child in gf.source.root.named_children:
             t = child.type
             if t == "function_declaration":
                 fn = Function(text(child.child_by_field_name("name")), child, gf)
-                self.functions.setdefault(fn.name, fn)
+                self._functions_by_node[child.id] = fn
+                self._put(self.functions.data, fn.name, fn, rank)
             elif t == "method_declaration":
                 recv_type, recv_name = receiver_of(child, gf)
                 fn = Function(text(child.child_by_field_name("name")), child, gf,
                               receiver=recv_type, receiver_name=recv_name)
-                self.methods.setdefault((recv_type, fn.name), fn)
-                self.methods_by_name.setdefault(fn.name, []).append(fn)
+                self._functions_by_node[child.id] = fn
+                self._put(self.methods.data, (recv_type, fn.name), fn, rank)
+                same = self.methods_by_name.data.setdefault(fn.name, [])
+                same.append(fn)
+                same.sort(key=lambda f: f.file.rank)
             elif t == "type_declaration":
                 for spec in child.named_children:
                     if spec.type not in ("type_spec", "type_alias"):
@@ -210,28 +341,14 @@ class GoPackage:
                     if name_node is None or tnode is None:
                         continue
                     name = text(name_node)
-                    self.type_defs.setdefault(name, gf.qualify(tnode))
+                    self._put(self.type_defs.data, name, gf.qualify(tnode), rank)
                     if tnode.type == "struct_type":
-                        self.struct_fields.setdefault(name, _struct_fields(tnode, gf))
+                        self._put(self.struct_fields.data, name, _struct_fields(tnode, gf), rank)
             elif t in ("var_declaration", "const_declaration"):
                 table = self.globals if t == "var_declaration" else self.consts
                 for spec in _specs(child, "var_spec" if t == "var_declaration" else "const_spec"):
                     for n in spec.children_by_field_name("name"):
-                        table.setdefault(text(n), (gf, spec))
-
-    @staticmethod
-    def _import(gf: GoFile, spec) -> None:
-        path_node = spec.child_by_field_name("path")
-        if path_node is None:
-            return
-        ipath = text(path_node).strip('"`')
-        name_node = spec.child_by_field_name("name")
-        if name_node is None:
-            gf.imports[default_package_name(ipath)] = ipath
-        elif name_node.type == "dot":
-            gf.dot_imports.append(ipath)
-        elif name_node.type != "blank_identifier":
-            gf.imports[text(name_node)] = ipath
+                        self._put(table.data, text(n), (gf, spec), rank)
 
     def file_of(self, source: SourceFile) -> GoFile | None:
         for gf in self.files:
