@@ -73,3 +73,36 @@ def test_only_candidate_files(repo):
 def test_findings_only_for_files_asked_for(repo):
     (repo / "app" / "other.go").write_text(LEAK.replace("func size", "func size2"))
     assert paths(repo, "app/other.go") == ["app/other.go"]
+
+
+def test_one_file_sees_helpers_in_sibling_files(tmp_path):
+    """pre-commit passes one file; the package's other files are still read for context."""
+    (tmp_path / ".git").mkdir()
+    pkg = tmp_path / "store"
+    pkg.mkdir()
+    (pkg / "open.go").write_text(textwrap.dedent("""\
+        package store
+
+        import "os"
+
+        func load(p string) error {
+        	f, err := os.Open(p)
+        	if err != nil {
+        		return err
+        	}
+        	defer closeQuietly(f)
+        	return nil
+        }
+        """))
+    (pkg / "util.go").write_text(textwrap.dedent("""\
+        package store
+
+        import "io"
+
+        func closeQuietly(c io.Closer) {
+        	_ = c.Close()
+        }
+        """))
+    assert paths(tmp_path, "store/open.go") == []
+    (pkg / "util.go").write_text("package store\n\nimport \"io\"\n\nfunc closeQuietly(c io.Closer) {}\n")
+    assert paths(tmp_path, "store/open.go") == ["store/open.go"]
