@@ -71,9 +71,14 @@ def check(ctx):
             level = "error" if fate == "dropped" else "warning"
         else:
             # a single background task: worth a note only when it is per instance of a type (spawned
-            # in a method or constructor), not from `main` or a helper that only `main` calls
+            # in a method or constructor), not from `main` or a helper that only `main` calls (looked
+            # up in the whole crate), and not when no caller can be seen unless other crates may call
+            # it (a `pub` constructor of a library)
             if (not cfg.background or fate != "dropped" or w.fn is None or not w.fn.impl_type
-                    or not _constructor(w.fn.name, cfg) or uf.startup_only(w.fn)):
+                    or not _constructor(w.fn.name, cfg)):
+                continue
+            reach = uf.crate_reach(w.fn)
+            if reach == "startup" or (reach == "unknown" and not uf.public_api(w.fn)):
                 continue
             yield _background(ctx, sp, w, lrf, loop, wait, ignored, what, call_name)
             continue

@@ -268,7 +268,7 @@ def _context(uf, w):
         per = sw.per or uf.per_via_callers(sw.fn)
         if per:
             why, level = f"inside a task started {per}", "note"
-        elif sw.fn is not None and not uf.startup_only(sw.fn):
+        elif sw.fn is not None and _may_run_again(uf, sw.fn):
             why, level = f"inside a task spawned in `{sw.fn.display}`", "note"
         else:
             return None, None
@@ -285,6 +285,14 @@ def _context(uf, w):
     if coll is not None:
         return f"inside {coll.reason}, {why}", "warning"
     return why, level
+
+
+def _may_run_again(uf, fn) -> bool:
+    """fn may run more than once: some caller in the crate is not start-up code, or nobody in the
+    crate calls it but other crates may (a `pub` function of a library). A function reached only from
+    `main`, or whose callers cannot be seen at all, is left alone."""
+    reach = uf.crate_reach(fn)
+    return reach == "other" or (reach == "unknown" and uf.public_api(fn))
 
 
 def _message(row, kind, desc, where, call, grows) -> str:

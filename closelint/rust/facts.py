@@ -17,6 +17,7 @@ computation. Nothing here recurses on the tree's depth.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -368,6 +369,13 @@ class Where:
 class UnitFacts:
     def __init__(self, sources, vocab: Vocab, read=None):
         self.vocab = vocab
+        self._sources = list(sources)
+        self._read = read
+        self._crate: tuple | None = None   # (Cargo.toml folder or None, [other .rs files of the crate])
+        self._view: "UnitFacts | None" = None  # this unit plus the crate files that call into it
+        self._view_files: list = []
+        self._view_needles: set = set()
+        self._reach: dict = {}
         self.files: list[RustFile] = []
         self.fns: list[Fn] = []
         self.by_name: dict[str, list[Fn]] = {}
@@ -479,7 +487,8 @@ class UnitFacts:
         out = []
         for rf, call in self.calls_by_name().get(fn.name, ()):
             if call.type != "call_expression":
-                out.append((rf, call))  # a call written inside a macro
+                if _macro_call_matches(call, fn):
+                    out.append((rf, call))  # a call written inside a macro
                 continue
             f = call.child_by_field_name("function")
             if f is not None and f.type == "generic_function":
@@ -586,6 +595,149 @@ class UnitFacts:
                 break
         self._startup_reach[key] = ok
         return ok
+
+    # ---------------------------------------------------------------- callers in the rest of the crate
+    #
+    # A unit is one folder, but a crate's functions are called from all its folders: `main` in
+    # src/main.rs builds the value whose constructor (in src/analytics/) spawns. Where the unit alone
+    # cannot say who calls a function, the crate's other .rs files under src/ are searched byte-wise
+    # for the function's name (`Analytics::new`); only files that hold it are parsed, and only when a
+    # rule asks (a candidate finding), so a one-file scan stays fast.
+
+    def crate_reach(self, fn: Fn | None, depth: int = 4) -> str:
+        """How fn is reached across its crate: "startup" when every call of it (outside tests) is,
+        transitively, from `main` or another start-up function and not in a repeating loop; "other"
+        when some call is not; "unknown" when no call of it, or of a caller on the way, is found."""
+        if fn is None:
+            return "unknown"
+        if self.startup_only(fn):
+            return "startup"
+        view = self._crate_view(fn, depth)
+        vfn = view._fn_by_node.get(fn.node) if view is not None else None
+        return view._reach_of(vfn, depth) if vfn is not None else self._reach_of(fn, depth)
+
+    def public_api(self, fn: Fn) -> bool:
+        """fn is `pub` in a crate with a library target (or in a folder no Cargo.toml claims): code
+        outside the crate may call it, so its callers cannot all be seen."""
+        vis = next((c for c in fn.node.children if c.type == "visibility_modifier"), None)
+        if vis is None or text(vis) != "pub":
+            return False
+        root, _ = self._crate_files()
+        if root is None:
+            return True
+        if (root / "src" / "lib.rs").is_file():
+            return True
+        src = self._read(root / "Cargo.toml") if self._read is not None else None
+        return src is not None and re.search(rb"(?m)^\s*\[lib\]", src.data) is not None
+
+    def _reach_of(self, fn: Fn, depth: int) -> str:
+        if fn.is_startup:
+            return "startup"
+        if fn.is_test:
+            return "other"
+        if depth == 0:
+            return "unknown"
+        key = (fn, depth)
+        if key in self._reach:
+            return self._reach[key]
+        self._reach[key] = "unknown"  # a cycle says nothing
+        found = []
+        for rf, call in self.call_sites(fn):
+            caller = self.fn_of(call)
+            if caller is fn:
+                continue
+            if caller is None:
+                found.append("unknown")  # a static's initialiser, a macro at item level
+                continue
+            if caller.is_test or self.where(rf, call).test:
+                continue
+            if self.where(rf, call).repeating_loop(collections=False) is not None:
+                found.append("other")
+                break
+            found.append(self._reach_of(caller, depth - 1))
+        if "other" in found:
+            out = "other"
+        elif found and all(r == "startup" for r in found):
+            out = "startup"
+        else:
+            out = "unknown"
+        self._reach[key] = out
+        return out
+
+    def _open_fns(self, fn: Fn, depth: int) -> set:
+        """Functions on fn's caller tree (fn included) that nothing in these files calls."""
+        out, seen, frontier = set(), {fn}, [fn]
+        for _ in range(depth):
+            nxt = []
+            for f in frontier:
+                if f.is_startup or f.is_test:
+                    continue
+                callers = [self.fn_of(c) for _, c in self.call_sites(f)]
+                callers = [c for c in callers if c is not None and c is not f]
+                if not callers:
+                    out.add(f)
+                for c in callers:
+                    if c not in seen:
+                        seen.add(c)
+                        nxt.append(c)
+            frontier = nxt
+        return out
+
+    def _crate_view(self, fn: Fn, depth: int) -> "UnitFacts | None":
+        """A UnitFacts over this unit and the crate's files that name the functions on fn's caller
+        tree that the unit does not call (grown in rounds, at most `depth` of them)."""
+        _, others = self._crate_files()
+        if not others or self._read is None:
+            return None
+        view = self._view or self
+        vfn = view._fn_by_node.get(fn.node)
+        for _ in range(depth):
+            if vfn is None:
+                break
+            needles = {_needle(f) for f in view._open_fns(vfn, depth)} - self._view_needles
+            if not needles:
+                break
+            self._view_needles |= needles
+            new = []
+            for path in others:
+                if path in self._view_files:
+                    continue
+                src = self._read(path)
+                if src is not None and any(n in src.data for n in needles):
+                    new.append(path)
+            if not new:
+                break
+            self._view_files.extend(new)
+            srcs = [self._read(p) for p in self._view_files]
+            view = self._view = UnitFacts([*self._sources, *(s for s in srcs if s is not None)], self.vocab)
+            vfn = view._fn_by_node.get(fn.node)
+        return view
+
+    def _crate_files(self) -> tuple:
+        """(the crate's folder, its other .rs files under src/) for the crate this unit belongs to;
+        (None, []) outside a crate's src/ (examples/, tests/, a loose folder)."""
+        if self._crate is None:
+            self._crate = (None, [])
+            if self._sources:
+                folder = self._sources[0].path.parent.resolve()
+                root = next((d for d in (folder, *folder.parents)
+                             if (d / "Cargo.toml").is_file()), None)
+                if root is not None and (folder == root / "src" or (root / "src") in folder.parents):
+                    mine = {s.path.resolve() for s in self._sources}
+                    others = []
+                    for dirpath, dirnames, filenames in os.walk(root / "src"):
+                        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                        for name in sorted(filenames):
+                            p = Path(dirpath) / name
+                            if name.endswith(".rs") and p not in mine:
+                                others.append(p)
+                        if len(others) > _MAX_CRATE_FILES:
+                            others = []
+                            break
+                    self._crate = (root, others)
+                elif root is not None:
+                    self._crate = (root, [])
+        return self._crate
 
     def fields_near_abort(self) -> set:
         """Fields of `self` named in a function that aborts a task (`.abort()`, `.abort_all()`):
@@ -919,6 +1071,32 @@ def _noun(word: str) -> str:
 def _short(node, limit: int = 40) -> str:
     s = _WS.sub(" ", text(node)).strip()
     return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+_MAX_CRATE_FILES = 5000  # a crate with more .rs files under src/ is not searched for callers
+
+
+def _macro_call_matches(ident, fn: Fn) -> bool:
+    """A call written in a macro's tokens (`json!({"a": Infos::new(x)})`) may call fn: `Type::name(`
+    only for fn of Type (or `Self`), `.name(` only for a method, a bare `name(` only for a free
+    function."""
+    prev = ident.prev_sibling
+    if prev is not None and prev.type == "::":
+        owner = prev.prev_sibling
+        name = text(owner) if owner is not None and owner.type == "identifier" else ""
+        if name[:1].isupper() or name == "Self":
+            return fn.impl_type is not None and name in (fn.impl_type, "Self")
+        return fn.impl_type is None  # `module::f(..)`
+    if prev is not None and prev.type == ".":
+        return fn.has_self
+    return fn.impl_type is None
+
+
+def _needle(fn: Fn) -> bytes:
+    """What a call of fn has to contain: `Type::name` for an associated function, else the name."""
+    if fn.impl_type and not fn.has_self:
+        return f"{fn.impl_type}::{fn.name}".encode()
+    return fn.name.encode()
 
 
 def _is_test_file(path: Path) -> bool:
