@@ -6,11 +6,8 @@ from __future__ import annotations
 import re
 
 from closelint import parsing
-from closelint.checks.cl105_defer_in_loop import (
-    ancestors, can_return, fixed_iterations, flow, iterates_after, parents, scope_of,
-)
 from closelint.context import go_mod_for
-from closelint.golang import facts
+from closelint.golang import facts, loops
 from closelint.treeutil import text, walk
 
 TOKENS = (b"After(", b"Tick(")
@@ -55,7 +52,7 @@ def check(ctx):
                 calls.append((caps["call"][0], text(caps["name"][0])))
         if not calls:
             continue
-        is_test = gofile.path.name.endswith("_test.go")
+        is_test = facts.is_test_code(gofile)
         level = test_level if is_test else None
         for call, name in calls:
             if name == "After":
@@ -136,25 +133,32 @@ def _godebug_settings(go_mod: bytes) -> dict[str, str]:
 # ------------------------------------------------------------------------------------ time.After
 
 def _after(ctx, gofile, call, why, messages, min_after, max_fixed, level, signal_re):
-    loops = _body_loops(gofile, call)
-    if not loops:
+    root = gofile.source.root
+    anc = loops.ancestors_of(call, root)  # innermost first
+    fors = _body_loops(call, anc)
+    if not fors:
         return None
-    found = _select_arm(gofile, call, loops[0])
+    found = _select_arm(call, fors[0], anc)
     if found is None:
         return None  # a blocking receive, or a timer kept for more than one iteration
     select, arm = found
-    seconds = _seconds(gofile, _first_arg(call), {**_constants(ctx), **_locals(gofile, call)})
+    func = next((a for a in anc if a.type in _FUNCS), None)
+    scope = facts.scope_at(ctx, func) if func is not None else None
+    if scope is None:
+        return None
+    seconds = _seconds(gofile, _first_arg(call), {**_constants(ctx), **_locals(gofile, anc)})
     if seconds is not None and seconds < min_after:
         return None
+    resolve = loops.constants(ctx, scope)
     culprit = None
-    for loop in loops:
+    for loop in fors:
         if not _inside(select, loop):
             break
-        if not any(_arm_iterates(gofile, other, select, loop, signal_re)
+        if not any(_arm_iterates(ctx, scope, other, loop, signal_re)
                    for other in select.named_children
                    if other.type in ("communication_case", "default_case") and other.id != arm.id):
             continue
-        count = fixed_iterations(loop)
+        count = loops.fixed_iterations(loop, resolve)
         if count is not None and count <= max_fixed:
             continue
         culprit = loop
@@ -164,26 +168,27 @@ def _after(ctx, gofile, call, why, messages, min_after, max_fixed, level, signal
     arg = _first_arg(call)
     template = messages.get("after") or "`{call}` in a select inside a loop leaks a timer per iteration ({why})"
     msg = template.format(call=_short(text(call)), dur=_short(text(arg)) if arg is not None else "its duration",
-                          why=why, func=_func_name(ctx, gofile, call))
-    return ctx.finding(gofile.source, call, msg, level=level, function=_func_name(ctx, gofile, call),
+                          why=why, func=scope.name)
+    return ctx.finding(gofile.source, call, msg, level=level, function=scope.name,
                        related=[(gofile.source, culprit.children[0], "the loop")])
 
 
-def _select_arm(gofile, call, loop):
+def _select_arm(call, loop, anc):
     """(select statement, the arm receiving the timer) when the timer is received in a select arm:
-    `case <-time.After(d):`, or `t := time.After(d)` in the loop body and `case <-t:`."""
-    up = parents(gofile)
-    n = up(call)
-    while n is not None and n.type == "parenthesized_expression":
-        n = up(n)
+    `case <-time.After(d):`, or `t := time.After(d)` in the loop body and `case <-t:`.
+    anc: call's ancestors, innermost first."""
+    i = 0
+    while i < len(anc) and anc[i].type == "parenthesized_expression":
+        i += 1
+    n = anc[i] if i < len(anc) else None
     if n is not None and n.type == "unary_expression" and text(n.child_by_field_name("operator")) == "<-":
-        stmt = up(n)
+        stmt = anc[i + 1] if i + 1 < len(anc) else None
         if stmt is not None and stmt.type == "receive_statement":
-            arm = up(stmt)
-            if arm is not None and arm.type == "communication_case":
-                return up(arm), arm
+            arm = anc[i + 2] if i + 2 < len(anc) else None
+            if arm is not None and arm.type == "communication_case" and i + 3 < len(anc):
+                return anc[i + 3], arm
         return None
-    decl = up(n) if n is not None and n.type == "expression_list" else None
+    decl = anc[i + 1] if n is not None and n.type == "expression_list" and i + 1 < len(anc) else None
     if decl is not None and decl.type in ("short_var_declaration", "assignment_statement"):
         right, left = decl.child_by_field_name("right"), decl.child_by_field_name("left")
         if right is None or left is None or right.id != n.id:
@@ -202,22 +207,17 @@ def _select_arm(gofile, call, loop):
             right = comm.child_by_field_name("right")
             if right is not None and right.type == "unary_expression" \
                     and text(right.child_by_field_name("operand")) == name:
-                return up(arm), arm
+                return arm.parent, arm
     return None
 
 
-def _arm_iterates(gofile, arm, select, loop, signal_re=None) -> bool:
+def _arm_iterates(ctx, scope, arm, loop, signal_re=None) -> bool:
     """Can the loop start another iteration after this (non-timer) arm ran? An arm that sets a
     variable of the loop's condition from the channel or to a constant (`case errc = <-quit:` under
     `for errc == nil`, `done = true` under `for !done`) is taken to end the loop."""
     if _assigns_condition(arm, loop) or _receives_signal(arm, signal_re):
         return False
-    falls, conts, breaks = flow(arm, loop, gofile)
-    if conts:
-        return True
-    if falls or select.id in breaks:
-        return iterates_after(select, loop, gofile)
-    return False
+    return loops.iterates_after(ctx, arm, loop, scope)
 
 
 def _receives_signal(arm, signal_re) -> bool:
@@ -277,15 +277,20 @@ def _assigns_condition(arm, loop) -> bool:
 # ------------------------------------------------------------------------------------- time.Tick
 
 def _tick(ctx, gofile, call, why, messages, max_fixed, level, skip_main):
-    func = _enclosing_func(gofile, call)
+    anc = loops.ancestors_of(call, gofile.source.root)  # innermost first
+    func = loops.enclosing_function(call, None, anc)
     if func is None:
         return None  # a package-level ticker lives as long as the program: fine
-    name = _func_name(ctx, gofile, call)
-    stmt = _statement_of(gofile, call)
-    for loop in _body_loops(gofile, call):
-        if stmt is None or not iterates_after(stmt, loop, gofile):
+    scope = facts.scope_at(ctx, func)
+    if scope is None:
+        return None
+    name = scope.name
+    stmt = loops.statement_of(call, None, anc)
+    resolve = loops.constants(ctx, scope)
+    for loop in _body_loops(call, anc):
+        if stmt is None or not loops.iterates_after(ctx, stmt, loop, scope):
             continue
-        count = fixed_iterations(loop)
+        count = loops.fixed_iterations(loop, resolve)
         if count is not None and count <= max_fixed:
             continue
         template = messages.get("tick-in-loop") or "`{call}` inside a loop leaks a ticker per iteration ({why})"
@@ -294,10 +299,9 @@ def _tick(ctx, gofile, call, why, messages, max_fixed, level, skip_main):
                            related=[(gofile.source, loop.children[0], "the loop")])
     if skip_main and gofile.package == "main":
         return None
-    decl = func
     if func.type == "function_declaration" and text(func.child_by_field_name("name")) == "init":
         return None
-    if not can_return(decl, gofile):
+    if not loops.can_return(ctx, func):
         return None  # an endless function: one ticker for the program's life (SA1015 agrees)
     template = messages.get("tick-returns") or "`{call}` in {func}, which can return, leaks its ticker ({why})"
     msg = template.format(call=_short(text(call)), why=why, func=name, dur="")
@@ -306,45 +310,11 @@ def _tick(ctx, gofile, call, why, messages, max_fixed, level, skip_main):
 
 # ----------------------------------------------------------------------------------------- helpers
 
-def _inside(node, outer) -> bool:
-    return outer.start_byte <= node.start_byte and node.end_byte <= outer.end_byte and node.id != outer.id
+_inside = loops.inside
 
 
-def _body_loops(gofile, node) -> list:
-    """The for statements whose body holds node (innermost first), up to the enclosing function; a
-    loop whose header holds node (`for range time.Tick(d)`, evaluated once) does not count."""
-    out = []
-    child = node
-    for n in ancestors(gofile, node):
-        if n.type in _FUNCS:
-            break
-        if n.type == "for_statement":
-            body = n.child_by_field_name("body")
-            if body is not None and body.id == child.id:
-                out.append(n)
-        child = n
-    return out
-
-
-def _enclosing_func(gofile, node):
-    return next((n for n in ancestors(gofile, node) if n.type in _FUNCS), None)
-
-
-def _statement_of(gofile, node):
-    """The statement of a statement list that holds node (None inside a header or a declaration)."""
-    child = node
-    for n in ancestors(gofile, node):
-        if n.type == "statement_list":
-            return child
-        if n.type in _FUNCS or n.type == "block":
-            return None
-        child = n
-    return None
-
-
-def _func_name(ctx, gofile, node) -> str:
-    scope = scope_of(ctx, _enclosing_func(gofile, node))
-    return scope.name if scope is not None else "the function"
+def _body_loops(node, anc) -> list:
+    return loops.body_loops(node, None, anc)
 
 
 def _first_arg(call):
@@ -381,11 +351,11 @@ def _constants(ctx) -> dict:
     return consts
 
 
-def _locals(gofile, node) -> dict:
-    """Variables of the function around node (the outermost one: closures see its variables)
-    assigned exactly once, by `name := value` (`internalTimeout := time.Second`): they behave as
-    constants. Shadowing is ignored: a name declared twice counts as assigned twice."""
-    funcs = [n for n in ancestors(gofile, node) if n.type in _FUNCS]
+def _locals(gofile, anc) -> dict:
+    """Variables of the function around a node (anc: its ancestors; the outermost function: closures
+    see its variables) assigned exactly once, by `name := value` (`internalTimeout := time.Second`):
+    they behave as constants. Shadowing is ignored: a name declared twice counts as assigned twice."""
+    funcs = [n for n in anc if n.type in _FUNCS]
     func = funcs[-1] if funcs else None  # the outermost: a closure sees the variables around it
     body = func.child_by_field_name("body") if func is not None else None
     if body is None:
