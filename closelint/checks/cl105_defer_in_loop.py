@@ -1,387 +1,80 @@
 """CL105 defer-in-loop: a release deferred inside a for body runs only when the function returns.
 
-The module also holds the loop control-flow helpers CL106 uses (`iterates_after`, `loop_can_end`,
-`loop_exits`, `can_return`): whether a path from a statement can start another iteration of a loop.
-All of it is syntactic and iterative (no recursion on the tree's depth).
+Where the loops are and whether one goes round again after the defer come from the shared loop
+module (closelint.golang.loops, over the function's CFG from closelint.golang.flow); this module
+decides what a deferred call releases and whether keeping it to the function's end is deliberate.
 """
 
 from __future__ import annotations
 
 import re
-import weakref
-from functools import lru_cache
 
-from closelint import parsing
-from closelint.golang import facts
-from closelint.rulebook import load_rules
-from closelint.treeutil import text, walk
+from closelint.golang import facts, flow, loops
+from closelint.treeutil import ancestors, text, walk
 
 TOKENS = (b"defer",)
 
 _FUNCS = facts.FUNC_NODES
-_CASES = ("expression_case", "default_case", "type_case", "communication_case")
-_SWITCHES = ("expression_switch_statement", "type_switch_statement", "select_statement")
-_BREAKABLE = ("for_statement", *_SWITCHES)
 
 
 def _NO_FUNCS(n) -> bool:  # prune for walk: stay out of nested function literals
     return n.type in _FUNCS
 
 
-# Defers, and the nodes that can hold one: a defer is in a loop of its own function when the innermost
-# of these around it is a for statement (decided on byte ranges, before any package index is built).
-_DEFERS = """
-(defer_statement) @d
-(for_statement) @scope
-(func_literal) @scope
-(function_declaration) @scope
-(method_declaration) @scope
-"""
+_inside = loops.inside
 
-# ------------------------------------------------------------------------- loop control flow
-#
-# An outcome is (falls, conts, breaks): the statement can complete normally; it can start the next
-# iteration of the loop under study (a `continue` of it); the ids of statements inside the loop that
-# a `break` on some path completes (a switch, an inner loop). Returns, gotos, breaks or continues of
-# the loop or of anything outside it, and terminators (panic, os.Exit, log.Fatal, t.Fatal) leave.
+# ------------------------------------------------------------------------------ finding defers
 
-class Parents:
-    """Parent lookups for one file. tree-sitter's Node.parent walks down from the root on every call,
-    so climbing from a node deep in the tree is quadratic; this maps every node of a top-level
-    declaration to its parent in one walk, on the first lookup inside that declaration."""
-
-    def __init__(self, root):
-        self.root = root
-        self.map: dict[int, object] = {}
-
-    def __call__(self, node):
-        if node.id == self.root.id:
-            return None
-        found = self.map.get(node.id)
-        if found is not None:
-            return found
-        top = self.root.child_with_descendant(node)
-        if top is None:
-            return None
-        if top.id == node.id:
-            return self.root
-        self.map[top.id] = self.root
-        stack = [top]
-        while stack:
-            n = stack.pop()
-            for c in n.children:
-                self.map[c.id] = n
-                stack.append(c)
-        return self.map.get(node.id)
+_DEFER = re.compile(rb"\bdefer\b")
+_FOR = re.compile(rb"\bfor\b")
+# A top-level function or method starts a line with `func ` in gofmt-formatted code (a function
+# literal is written `func(`, and never starts a line inside a formatted body).
 
 
-_PARENTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def parents(gofile) -> Parents:
-    """The parent lookup of gofile's tree (one per source file, made on first use)."""
-    src = gofile.source
-    p = _PARENTS.get(src)
-    if p is None or p.root.id != src.root.id:
-        p = _PARENTS[src] = Parents(src.root)
-    return p
-
-
-def ancestors(gofile, node):
-    up = parents(gofile)
-    n = up(node)
-    while n is not None:
-        yield n
-        n = up(n)
-
-
-_FALLS = (True, False, frozenset())
-_LEAVES = (False, False, frozenset())
-
-
-def statements(node) -> list:
-    """The statements of a block, statement_list or case clause (comments left out)."""
-    if node is None:
-        return []
-    if node.type != "statement_list":
-        node = next((c for c in node.named_children if c.type == "statement_list"), None)
-        if node is None:
-            return []
-    return [c for c in node.named_children if c.type != "comment"]
-
-
-def _inside(node, outer) -> bool:
-    return outer.start_byte <= node.start_byte and node.end_byte <= outer.end_byte and node.id != outer.id
-
-
-def jump_target(gofile, stmt):
-    """The statement a break or continue targets; None across a function boundary or unresolved."""
-    label = next((c for c in stmt.named_children if c.type == "label_name"), None)
-    wanted = ("for_statement",) if stmt.type == "continue_statement" else _BREAKABLE
-    for n in ancestors(gofile, stmt):
-        if n.type in _FUNCS:
-            return None
-        if label is None:
-            if n.type in wanted:
-                return n
-        elif n.type == "labeled_statement":
-            name = next((c for c in n.named_children if c.type == "label_name"), None)
-            if name is not None and text(name) == text(label):
-                return next((c for c in n.named_children if c.type != "label_name" and c.type != "comment"), None)
-    return None
-
-
-def _kids(node) -> list:
-    t = node.type
-    if t in ("block", "statement_list") or t in _CASES:
-        return statements(node)
-    if t == "if_statement":
-        out = [node.child_by_field_name("consequence")]
-        alt = node.child_by_field_name("alternative")
-        if alt is not None:
-            out.append(alt)
-        return [k for k in out if k is not None]
-    if t in _SWITCHES:
-        return [c for c in node.named_children if c.type in _CASES]
-    if t == "labeled_statement":
-        return [c for c in node.named_children if c.type not in ("label_name", "comment")]
-    if t == "for_statement":
-        body = node.child_by_field_name("body")
-        return [body] if body is not None else []
-    return []
-
-
-def _seq(values) -> tuple:
-    falls, conts, breaks = True, False, frozenset()
-    for f, c, b in values:
-        if not falls:
-            break
-        conts = conts or c
-        breaks = breaks | b
-        falls = f
-    return falls, conts, breaks
-
-
-def _combine(node, values, loop, gofile, ctx) -> tuple:
-    t = node.type
-    if t in ("block", "statement_list") or t in _CASES:
-        return _seq(values)
-    if t == "if_statement":
-        cons = values[0] if values else _FALLS
-        alt = values[1] if len(values) > 1 else _FALLS
-        return cons[0] or alt[0], cons[1] or alt[1], cons[2] | alt[2]
-    if t in _SWITCHES:
-        falls = any(v[0] for v in values)
-        conts = any(v[1] for v in values)
-        breaks = frozenset().union(*(v[2] for v in values))
-        if t != "select_statement" and not any(c.type == "default_case" for c in node.named_children):
-            falls = True
-        if node.id in breaks:
-            falls, breaks = True, breaks - {node.id}
-        return falls, conts, breaks
-    if t == "labeled_statement":
-        return values[0] if values else _FALLS
-    if t == "for_statement":
-        body = values[0] if values else _FALLS
-        falls = loop_can_end(node, gofile) or node.id in body[2]
-        return falls, body[1], body[2] - {node.id}
-    if t in ("return_statement", "goto_statement", "fallthrough_statement"):
-        return _LEAVES  # fallthrough: the next case clause's own outcome is counted by the switch
-    if t == "break_statement":
-        target = jump_target(gofile, node)
-        if target is None or (loop is not None and (target.id == loop.id or not _inside(target, loop))):
-            return _LEAVES
-        return False, False, frozenset((target.id,))
-    if t == "continue_statement":
-        target = jump_target(gofile, node)
-        # a continue of an inner loop goes on inside it (that loop's own outcome covers it)
-        return False, loop is not None and target is not None and target.id == loop.id, frozenset()
-    if t == "expression_statement":
-        expr = node.named_children[0] if node.named_children else None
-        if expr is not None and facts.is_terminator(gofile, expr):
-            return _LEAVES
-        return _FALLS
-    return _FALLS
-
-
-def flow(node, loop, gofile, ctx=None) -> tuple:
-    """The outcome of one statement (or block) relative to loop (None: relative to the function)."""
-    memo: dict[int, tuple] = {}
-    stack = [(node, False)]
-    while stack:
-        n, expanded = stack.pop()
-        if n.id in memo:
-            continue
-        kids = _kids(n)
-        if kids and not expanded:
-            stack.append((n, True))
-            stack.extend((k, False) for k in kids if k.id not in memo)
-            continue
-        memo[n.id] = _combine(n, [memo[k.id] for k in kids], loop, gofile, ctx)
-    return memo[node.id]
-
-
-def flow_seq(stmts, loop, gofile) -> tuple:
-    return _seq(flow(s, loop, gofile) for s in stmts)
-
-
-def _is_time_tick(gofile, expr) -> bool:
-    return expr is not None and expr.type == "call_expression" and facts.call_name(gofile, expr) == ("time", "Tick")
-
-
-def loop_can_end(loop, gofile) -> bool:
-    """The loop's own header can end it: a condition, or a range (not over time.Tick's channel,
-    which is never closed). `for {}` and `for ;; {}` cannot."""
-    for c in loop.named_children:
-        if c.type in ("block", "comment"):
-            continue
-        if c.type == "range_clause":
-            return not _is_time_tick(gofile, c.child_by_field_name("right"))
-        if c.type == "for_clause":
-            return c.child_by_field_name("condition") is not None
-        return True  # `for cond {`
-    return False
-
-
-def iterates_after(node, loop, gofile) -> bool:
-    """Can a path that has executed node (a statement inside loop's body) start another iteration of
-    loop? False when every such path returns, leaves the loop, panics or exits."""
-    alive, pending = True, set()
-    up = parents(gofile)
-    cur = node
-    while True:
-        parent = up(cur)
-        if parent is None or parent.type in _FUNCS:
-            return False
-        if parent.id == loop.id:
-            return alive  # the end of the body: the next iteration
-        if parent.type == "statement_list":
-            if alive:
-                after = [s for s in statements(parent) if s.start_byte >= cur.end_byte]
-                falls, conts, breaks = flow_seq(after, loop, gofile)
-                if conts:
-                    return True
-                alive = falls
-                pending |= breaks
-        elif parent.type == "for_statement":  # an inner loop around node: it iterates, then may end
-            falls, conts, breaks = flow(parent, loop, gofile)
-            if conts:
-                return True
-            alive = falls
-            pending.discard(parent.id)
-            pending |= breaks
-        elif parent.type in _SWITCHES and parent.id in pending:
-            alive = True
-            pending.discard(parent.id)
-        if not alive and not pending:
-            return False
-        cur = parent
-
-
-def loop_exits(loop, gofile) -> bool:
-    """Is there any way out of the loop: its header, a return, a goto, a break or continue of it or of
-    something outside it? (Terminators do not count: deferred calls do not run after os.Exit.)"""
-    if loop_can_end(loop, gofile):
-        return True
-    for n in walk(loop, prune=_NO_FUNCS):
-        if n.type in _FUNCS and n.id != loop.id:
-            continue
-        if n.type in ("return_statement", "goto_statement"):
-            return True
-        if n.type in ("break_statement", "continue_statement"):
-            target = jump_target(gofile, n)
-            if target is None:
-                continue
-            if n.type == "break_statement" and target.id == loop.id:
-                return True
-            if target.id != loop.id and not _inside(target, loop):
-                return True
-    return False
-
-
-def can_return(func_node, gofile) -> bool:
-    """Can the function (declaration or literal) return: a return statement outside nested literals,
-    or a body that can complete normally."""
-    body = func_node.child_by_field_name("body")
-    if body is None:
+def may_defer_in_loop(data: bytes) -> bool:
+    """Byte-level prefilter, before any tree is built: does some `defer` follow a `for` within the
+    same top-level function? Text in comments and strings only makes it say yes more often; code that
+    is not gofmt-formatted can only merge functions (also a yes)."""
+    if b"for" not in data:
         return False
-    for n in walk(body, prune=_NO_FUNCS):
-        if n.type == "return_statement":
+    searched = 0  # the text of the current function before this offset holds no `for`
+    for m in _DEFER.finditer(data):
+        pos = m.start()
+        start = data.rfind(b"\nfunc ", 0, pos) + 1  # the top-level function the defer is in (0: none)
+        if _FOR.search(data, max(start, searched), pos) is not None:
             return True
-    return flow(body, None, gofile)[0]
+        searched = pos
+    return False
 
 
-def fixed_iterations(loop) -> int | None:
-    """The iteration count of a loop over a literal set or to a literal bound, when the syntax shows it."""
-    for c in loop.named_children:
-        if c.type == "range_clause":
-            right = c.child_by_field_name("right")
-            if right is None:
-                return None
-            if right.type == "int_literal":
-                return _int(right)
-            if right.type == "composite_literal":
-                body = right.child_by_field_name("body")
-                if body is None:
-                    return None
-                return sum(1 for e in body.named_children if e.type in ("literal_element", "keyed_element"))
-            return None
-        if c.type == "for_clause":
-            cond = c.child_by_field_name("condition")
-            init = c.child_by_field_name("initializer")
-            if cond is None or cond.type != "binary_expression" or init is None:
-                return None
-            op = text(cond.child_by_field_name("operator"))
-            left, right = cond.child_by_field_name("left"), cond.child_by_field_name("right")
-            if op not in ("<", "<=") or left is None or right is None or right.type != "int_literal":
-                return None
-            if init.type != "short_var_declaration":
-                return None
-            lhs = init.child_by_field_name("left")
-            rhs = init.child_by_field_name("right")
-            if lhs is None or rhs is None or len(lhs.named_children) != 1 or len(rhs.named_children) != 1:
-                return None
-            start = rhs.named_children[0]
-            if text(lhs.named_children[0]) != text(left) or start.type != "int_literal":
-                return None
-            lo, hi = _int(start), _int(right)
-            if lo is None or hi is None:
-                return None
-            return max(0, hi - lo + (1 if op == "<=" else 0))
-        if c.type not in ("block", "comment"):
-            return None
-    return None
-
-
-def _int(node) -> int | None:
-    try:
-        return int(text(node).replace("_", ""), 0)
-    except ValueError:
-        return None
-
-
-def loop_variables(loop) -> set[str]:
-    """Names a loop header declares: range keys and values, a for clause's initialized variables."""
-    names = set()
-    for c in loop.named_children:
-        if c.type == "range_clause":
-            left = c.child_by_field_name("left")
-            if left is not None:
-                names |= {text(i) for i in left.named_children if i.type == "identifier"}
-        elif c.type == "for_clause":
-            init = c.child_by_field_name("initializer")
-            if init is not None and init.type == "short_var_declaration":
-                left = init.child_by_field_name("left")
-                if left is not None:
-                    names |= {text(i) for i in left.named_children if i.type == "identifier"}
-    names.discard("_")
-    return names
+def defers_in_loops(root, data: bytes) -> list:
+    """(defer statement, its loops innermost first, its function) for every defer whose innermost
+    enclosing for statement or function is a for statement. Defers are found from the text (no query
+    over the whole tree), their ancestors walking down from the root."""
+    out = []
+    for m in _DEFER.finditer(data):
+        kw = root.descendant_for_byte_range(m.start(), m.end())
+        if kw is None or kw.type != "defer":
+            continue  # in a comment, a string, an identifier
+        path = loops.path_to(kw, root)
+        if len(path) < 2 or path[-2].type != "defer_statement":
+            continue
+        fors, func = [], None
+        for n in reversed(path[:-2]):
+            if n.type in _FUNCS:
+                func = n
+                break
+            if n.type == "for_statement":
+                fors.append(n)
+        if fors and func is not None:  # the innermost of them is a loop of the defer's own function
+            out.append((path[-2], fors, func))
+    return out
 
 
 # ------------------------------------------------------------------------------------ the rule
 
 class _Release:
-    __slots__ = ("kind", "call", "recv", "roots", "method", "acquire", "has_call", "contexts")
+    __slots__ = ("kind", "call", "recv", "roots", "method", "acquire", "has_call", "contexts", "timer")
 
     def __init__(self, kind, call, recv, roots, method="", acquire=(), has_call=False, contexts=None):
         self.kind = kind
@@ -393,17 +86,39 @@ class _Release:
         self.has_call = has_call  # the receiver expression computes something (a call)
         # cancel functions: the contexts bound with them (`ctx, cancel := ...`), None when unseen
         self.contexts = contexts
+        self.timer = False  # a cancel function whose context holds a timer (WithTimeout, WithDeadline)
 
 
-@lru_cache(maxsize=8)
-def _cl101_release_lists() -> tuple:
-    """The `release` lists of CL101's catalog rows, as tuples of method names (read tolerantly: the
-    shape may gain keys; a string or a list of strings; dotted entries are left out)."""
-    rule = load_rules().get("CL101")
-    out = []
-    if rule is None:
-        return ()
-    for table in rule.catalogs.values():
+def _as_list(value) -> list:
+    value = [value] if isinstance(value, str) else value
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _cl101(ctx) -> tuple:
+    """From CL101's catalog, with the user's rows, read tolerantly (the shape may gain keys), once
+    per unit: the `release` lists of its rows (tuples of method names; dotted entries left out); its
+    `releasers` (import path, function, argument index): package functions that release an argument
+    (`pgx.CollectRows(rows, ...)` closes rows); its `non-resources` ((receiver type or import path,
+    name): calls whose result holds nothing, httptest.ResponseRecorder.Result); and its `types`
+    ((import path, function) -> result types), so that a receiver such as `rec` gets a type."""
+    found = ctx.shared.get("cl105.cl101")
+    if found is not None:
+        return found
+    lists, releasers = [], []
+    non_resources, known = set(), {}
+    catalogs = ctx.catalogs_of("CL101") or {}
+    for row in catalogs.get("non-resources", []) or []:
+        if not isinstance(row, dict):
+            continue
+        for r in _as_list(row.get("receivers", row.get("receiver"))):
+            non_resources |= {(r.lstrip("*"), n) for n in _as_list(row.get("methods", row.get("method")))}
+        if isinstance(row.get("package"), str):
+            non_resources |= {(row["package"], n) for n in _as_list(row.get("functions", row.get("function")))}
+    for row in catalogs.get("types", []) or []:
+        if isinstance(row, dict) and isinstance(row.get("package"), str):
+            for n in _as_list(row.get("functions", row.get("function"))):
+                known[(row["package"], n)] = _as_list(row.get("results", []))
+    for table in catalogs.values():
         if not isinstance(table, list):
             continue
         for row in table:
@@ -415,17 +130,8 @@ def _cl101_release_lists() -> tuple:
             if isinstance(rel, list):
                 names = tuple(r for r in rel if isinstance(r, str) and r.isidentifier())
                 if names:
-                    out.append(names)
-    return tuple(out)
-
-
-@lru_cache(maxsize=8)
-def _cl101_releasers() -> tuple:
-    """(import path, function, argument index) rows of CL101's `releasers` table: package functions
-    that release one of their arguments (`pgx.CollectRows(rows, ...)` closes rows). Read tolerantly."""
-    rule = load_rules().get("CL101")
-    out = []
-    for row in (rule.catalogs.get("releasers", []) if rule is not None else []):
+                    lists.append(names)
+    for row in catalogs.get("releasers", []) or []:
         if not isinstance(row, dict) or not isinstance(row.get("package"), str):
             continue
         funcs = row.get("functions", row.get("function", []))
@@ -433,8 +139,57 @@ def _cl101_releasers() -> tuple:
         arg = row.get("argument", 0)
         if not isinstance(funcs, list) or not isinstance(arg, int):
             continue
-        out += [(row["package"], f, arg) for f in funcs if isinstance(f, str)]
-    return tuple(out)
+        releasers += [(row["package"], f, arg) for f in funcs if isinstance(f, str)]
+    found = ctx.shared["cl105.cl101"] = (tuple(lists), tuple(releasers), frozenset(non_resources), known)
+    return found
+
+
+def _cl101_release_lists(ctx) -> tuple:
+    return _cl101(ctx)[0] if ctx.options.get("use-cl101-catalog", True) else ()
+
+
+def _cl101_releasers(ctx) -> tuple:
+    return _cl101(ctx)[1] if ctx.options.get("use-cl101-catalog", True) else ()
+
+
+def _releases_nothing(ctx, scope, rel) -> bool:
+    """Was the released value made by a call that CL101's catalog lists as holding nothing
+    (`res := rec.Result(); defer res.Body.Close()`: an in-memory body)? Followed through locals
+    assigned once (`rec := httptest.NewRecorder()`) and field selectors, a few steps deep."""
+    if rel.recv is None or not ctx.options.get("use-cl101-catalog", True):
+        return False
+    _, _, non_resources, known = _cl101(ctx)
+    if not non_resources:
+        return False
+    expr = rel.recv
+    types = None
+    gofile = scope.file
+    for _ in range(6):
+        while expr.type in ("selector_expression", "parenthesized_expression"):
+            inner = expr.child_by_field_name("operand") if expr.type == "selector_expression" else (
+                expr.named_children[0] if expr.named_children else None)
+            if inner is None:
+                return False
+            expr = inner
+        if expr.type == "call_expression":
+            fn = expr.child_by_field_name("function")
+            if fn is None or fn.type != "selector_expression":
+                return False
+            operand, name = fn.child_by_field_name("operand"), text(fn.child_by_field_name("field"))
+            path = gofile.import_path(text(operand)) if operand is not None and operand.type == "identifier" else None
+            if types is None:
+                types = flow.Types(ctx, scope, known)
+            if path is not None and types.bindings.resolve(operand) is None:
+                return (path, name) in non_resources
+            rtype = types.of(operand)
+            return bool(rtype) and (rtype.lstrip("*"), name) in non_resources
+        if expr.type != "identifier":
+            return False
+        b = flow.bindings(ctx, scope).resolve(expr)
+        if b is None or b.defs or b.value is None or b.kind not in ("short", "var"):
+            return False
+        expr = b.value
+    return False
 
 
 def _tables(ctx):
@@ -442,12 +197,11 @@ def _tables(ctx):
     for row in ctx.catalogs.get("releases", []):
         if isinstance(row, dict) and isinstance(row.get("method"), str):
             methods[row["method"]] = row
-    if ctx.options.get("use-cl101-catalog", True):
-        for names in _cl101_release_lists():
-            for name in names:
-                methods.setdefault(name, {"method": name, "kind": "close"})
-    constructors = {(r.get("package"), r.get("function")) for r in ctx.catalogs.get("cancel-constructors", [])
-                    if isinstance(r, dict)}
+    for names in _cl101_release_lists(ctx):
+        for name in names:
+            methods.setdefault(name, {"method": name, "kind": "close"})
+    constructors = {(r.get("package"), r.get("function")): bool(r.get("timer", False))
+                    for r in ctx.catalogs.get("cancel-constructors", []) if isinstance(r, dict)}
     return methods, constructors
 
 
@@ -485,9 +239,11 @@ def _release_in_call(ctx, gofile, call, methods, constructors, cancel_re, helper
         name = text(fn)
         if name == "close":
             return None  # the builtin closes a channel
-        is_cancel, contexts = _cancel_of(ctx, gofile, scope, name, constructors, cancel_re)
+        is_cancel, contexts, timer = _cancel_of(ctx, gofile, scope, name, constructors, cancel_re)
         if is_cancel:
-            return _Release("cancel", call, None, [name], contexts=contexts)
+            rel = _Release("cancel", call, None, [name], contexts=contexts)
+            rel.timer = timer
+            return rel
         if helper_re is not None and helper_re.search(name):
             return _helper_release(call)
         local = ctx.package.functions.get(name)
@@ -529,24 +285,25 @@ def _closes_a_parameter(fn, methods) -> bool:
     return False
 
 
-def _cancel_of(ctx, gofile, scope, name, constructors, cancel_re) -> tuple[bool, list | None]:
-    """Is `name` a cancel function; and the contexts bound with it (`ctx, cancel := ...`)."""
+def _cancel_of(ctx, gofile, scope, name, constructors, cancel_re) -> tuple[bool, list | None, bool]:
+    """Is `name` a cancel function; the contexts bound with it (`ctx, cancel := ...`); does one of
+    its constructors start a timer."""
     if scope is not None:
         s = scope
         while s is not None:
             body = s.body
-            contexts = _bound_by_constructor(gofile, body, name, constructors) if body is not None else []
-            if contexts:
-                return True, contexts
+            bound = _bound_by_constructor(gofile, body, name, constructors) if body is not None else []
+            if bound:
+                return True, [c for c, _ in bound], any(t for _, t in bound)
             s = s.parent
         t = facts.local_types(ctx, scope).get(name, "")
         if t in ("context.CancelFunc", "context.CancelCauseFunc"):
-            return True, None
-    return bool(cancel_re is not None and cancel_re.search(name)), None
+            return True, None, False
+    return bool(cancel_re is not None and cancel_re.search(name)), None, False
 
 
 def _bound_by_constructor(gofile, body, name, constructors) -> list:
-    """The first names of `ctx, name := context.WithX(...)` bindings of name in body."""
+    """(first name, timer) of the `ctx, name := context.WithX(...)` bindings of name in body."""
     out = []
     for n in walk(body, prune=_NO_FUNCS):
         if n.type not in ("short_var_declaration", "assignment_statement", "var_spec"):
@@ -559,8 +316,10 @@ def _bound_by_constructor(gofile, body, name, constructors) -> list:
         if text(names[1]) != name:
             continue
         call = right.named_children[0]
-        if call.type == "call_expression" and facts.call_name(gofile, call) in constructors:
-            out.append(text(names[0]))
+        if call.type == "call_expression":
+            timer = constructors.get(facts.call_name(gofile, call))
+            if timer is not None:
+                out.append((text(names[0]), timer))
     return out
 
 
@@ -579,7 +338,7 @@ def _release_of(ctx, gofile, defer, tables, scope, cancel_re, helper_re):
             if n.type == "call_expression":
                 rel = _release_in_call(ctx, gofile, n, methods, constructors, cancel_re, helper_re, scope)
                 if rel is not None:
-                    if _on_error_only(gofile, n, body):
+                    if _on_error_only(n, body):
                         return None  # cleanup on failure: on success the resource is meant to live on
                     rel.roots = [r for name in rel.roots for r in params.get(name, [name])]
                     return rel
@@ -590,9 +349,9 @@ def _release_of(ctx, gofile, defer, tables, scope, cancel_re, helper_re):
 _ERR_NAME = re.compile(r"(?i)err")
 
 
-def _on_error_only(gofile, call, body) -> bool:
+def _on_error_only(call, body) -> bool:
     """Is the release inside `if err != nil { ... }` (or `if retErr != nil`) within the deferred literal?"""
-    for n in ancestors(gofile, call):
+    for n in ancestors(call):
         if n.id == body.id:
             break
         if n.type == "if_statement":
@@ -621,62 +380,113 @@ def _literal_arguments(func_lit, call) -> dict[str, list[str]]:
     return out
 
 
-def _stored(gofile, loop, names: set[str], defer) -> bool:
+_ERROR_VAR = re.compile(r"^(?:err\w*|\w*Err(?:or)?)$")
+_CARRIERS = ("parenthesized_expression", "literal_element", "literal_value", "composite_literal",
+             "type_assertion_expression")
+
+
+def _stored(loop, names: set[str], defer, accessors=frozenset()) -> bool:
     """Is one of names kept beyond the iteration inside loop: appended, put in a slice or map slot,
-    sent on a channel? Wrapping calls (bufio.NewReader(f)) and composite literals carry the value."""
+    sent on a channel? Wrapping calls (bufio.NewReader(f)) and composite literals carry the value.
+
+    With accessors, the resource's address counts too (`l.Addr()`, `srv.URL`, `srv.Listener.Addr()`),
+    kept directly or through locals made from it (`u, err := url.Parse(... l.Addr() ...)`,
+    `urls[i] = *u`): it refers to the resource, so the loop means the resources to be alive together
+    (ports reserved so that they stay distinct, servers whose URLs are used after the loop)."""
     body = loop.child_by_field_name("body")
     if body is None:
         return False
-    up = parents(gofile)
-    for ident in walk(body):
-        if ident.type != "identifier" or text(ident) not in names or _inside(ident, defer):
-            continue
-        n = ident
-        while True:
-            p = up(n)
-            if p is None:
-                break
-            if p.type == "parenthesized_expression" or p.type in ("literal_element", "literal_value",
-                                                                      "composite_literal"):
-                n = p
+    plain, carried = set(names), set()
+    for _ in range(3):
+        derived: set[str] = set()
+        for ident in walk(body):
+            if ident.type != "identifier" or _inside(ident, defer):
                 continue
-            if p.type == "keyed_element":
-                if n.id == p.named_children[-1].id:
-                    n = p
-                    continue
-                break
-            if p.type == "unary_expression" and text(p.child_by_field_name("operator")) == "&":
-                n = p
+            name = text(ident)
+            if name not in plain and name not in carried:
                 continue
-            if p.type == "argument_list":
-                owner = up(p)
-                callee = owner.child_by_field_name("function")
-                if callee is not None and text(callee) == "append":
-                    if p.named_children and p.named_children[0].id != n.id:
-                        return True
-                    break
-                n = owner  # wrapped: bufio.NewReader(f)
-                continue
-            if p.type == "send_statement" and p.child_by_field_name("value") is not None \
-                    and p.child_by_field_name("value").id == n.id:
+            fate = _fate(ident, name in carried and name not in plain, accessors)
+            if fate is True:
                 return True
-            if p.type == "expression_list" and up(p) is not None and up(p).type == "assignment_statement":
-                stmt = up(p)
-                if stmt.child_by_field_name("right") is None or stmt.child_by_field_name("right").id != p.id:
-                    break
-                left = stmt.child_by_field_name("left")
-                idx = [c.id for c in p.named_children].index(n.id)
-                targets = left.named_children if left is not None else []
-                target = targets[idx] if idx < len(targets) else None
-                if target is None:
-                    break
-                # a slot of a collection keeps every iteration's value; a plain variable or field
-                # keeps only the last one, so the others are not needed beyond their iteration
-                if target.type == "index_expression":
-                    return True
-                break
+            if fate:
+                derived |= fate
+        derived -= plain | carried
+        if not derived:
             break
+        carried |= derived
     return False
+
+
+def _fate(ident, address: bool, accessors):
+    """Where the value of ident goes: True when it is kept beyond the iteration (a collection slot,
+    append, a send); for an address, the set of locals it is assigned to; otherwise None."""
+    n = ident
+    member = False  # went through a selector or a method call: no longer the value itself
+    it = ancestors(ident)
+    for p in it:
+        t = p.type
+        if t == "selector_expression" and p.child_by_field_name("operand") is not None \
+                and p.child_by_field_name("operand").id == n.id:
+            member = True
+            address = address or text(p.child_by_field_name("field")) in accessors
+            n = p
+            continue
+        if t == "call_expression" and p.child_by_field_name("function") is not None \
+                and p.child_by_field_name("function").id == n.id:
+            n = p  # the method call of a selector chain: l.Addr()
+            continue
+        if member and not address:
+            return None  # f.Stat(), conn.Read(buf): something else than the resource or its address
+        if t in _CARRIERS or (address and t == "binary_expression"
+                                and text(p.child_by_field_name("operator")) == "+"):
+            n = p  # `"tcp://" + l.Addr().String()` is still the address
+            continue
+        if t == "keyed_element":
+            if p.named_children and n.id == p.named_children[-1].id:
+                n = p
+                continue
+            return None
+        if t == "unary_expression" and text(p.child_by_field_name("operator")) in ("&", "*"):
+            n = p
+            continue
+        if t == "argument_list":
+            owner = next(it, None)
+            callee = owner.child_by_field_name("function") if owner is not None else None
+            if callee is not None and text(callee) == "append":
+                return True if p.named_children and p.named_children[0].id != n.id else None
+            if owner is None:
+                return None
+            n = owner  # wrapped: bufio.NewReader(f), fmt.Sprint(l.Addr())
+            member = False
+            continue
+        if t == "send_statement":
+            value = p.child_by_field_name("value")
+            return True if value is not None and value.id == n.id else None
+        if t == "expression_list":
+            stmt = next(it, None)
+            if stmt is None or stmt.type not in ("assignment_statement", "short_var_declaration"):
+                return None
+            right, left = stmt.child_by_field_name("right"), stmt.child_by_field_name("left")
+            if right is None or right.id != p.id or left is None:
+                return None
+            values = [c.id for c in p.named_children]
+            targets = left.named_children
+            if len(values) == len(targets):
+                picked = [targets[values.index(n.id)]]
+            elif len(values) == 1:
+                picked = list(targets)  # u, err := url.Parse(...)
+            else:
+                return None
+            # a slot of a collection keeps every iteration's value; a plain variable or field
+            # keeps only the last one, so the others are not needed beyond their iteration
+            if any(tg.type == "index_expression" for tg in picked):
+                return True
+            if address:
+                return {text(tg) for tg in picked if tg.type == "identifier"
+                        and text(tg) != "_" and not _ERROR_VAR.match(text(tg))}
+            return None
+        return None
+    return None
 
 
 def _used_after(loop, names: set[str], defer) -> bool:
@@ -747,14 +557,13 @@ def _alternatives(ctx, methods, method: str) -> set[str]:
     row = methods.get(method) or {}
     also = row.get("also", [])
     out |= {a for a in (also if isinstance(also, list) else [also]) if isinstance(a, str)}
-    if ctx.options.get("use-cl101-catalog", True):
-        for names in _cl101_release_lists():
-            if method in names:
-                out |= set(names)
+    for names in _cl101_release_lists(ctx):
+        if method in names:
+            out |= set(names)
     return out
 
 
-def _released_explicitly(ctx, gofile, loop, rel, defer, methods, helper_re) -> bool:
+def _released_explicitly(ctx, gofile, loop, func, rel, defer, methods, helper_re) -> bool:
     """Is the same thing also released by a plain (not deferred) call in the loop body: the defer is
     then a safety net for early returns (`batch.Close(); batch = db.NewBatch(); defer batch.Close()`,
     `err = errors.Join(err, w.Close())`)."""
@@ -764,10 +573,12 @@ def _released_explicitly(ctx, gofile, loop, rel, defer, methods, helper_re) -> b
     recv = text(rel.recv) if rel.recv is not None else None
     same = _alternatives(ctx, methods, rel.method) if rel.method else set(methods)
     local_helpers = None
+    deferred: list = []  # the loop's defer statements: calls inside them are not plain calls
     for n in walk(body, prune=_NO_FUNCS):
-        if n.type != "call_expression" or _inside(n, defer) or n.id == defer.id:
+        if n.type == "defer_statement":
+            deferred.append(n)
             continue
-        if any(a.type == "defer_statement" for a in _ancestors_until(gofile, n, body)):
+        if n.type != "call_expression" or any(_inside(n, d) for d in deferred):
             continue
         fn = n.child_by_field_name("function")
         if fn is None:
@@ -785,9 +596,9 @@ def _released_explicitly(ctx, gofile, loop, rel, defer, methods, helper_re) -> b
         name = text(fn.child_by_field_name("field")) if fn.type == "selector_expression" else text(fn)
         if helper_re is not None and helper_re.search(name):
             return True
-        if fn.type == "selector_expression" and ctx.options.get("use-cl101-catalog", True):
+        if fn.type == "selector_expression":
             path = gofile.import_path(text(fn.child_by_field_name("operand")))
-            for rpkg, rfunc, rarg in _cl101_releasers():
+            for rpkg, rfunc, rarg in _cl101_releasers(ctx):
                 if path == rpkg and name == rfunc and rarg < len(args.named_children) \
                         and text(args.named_children[rarg]) == recv:
                     return True
@@ -796,23 +607,15 @@ def _released_explicitly(ctx, gofile, loop, rel, defer, methods, helper_re) -> b
             if local is not None and _closes_a_parameter(local, methods):
                 return True
             if local_helpers is None:
-                local_helpers = _closing_literals(gofile, loop, methods)
+                local_helpers = _closing_literals(func, methods)
             if name in local_helpers:
                 return True
     return False
 
 
-def _ancestors_until(gofile, node, stop):
-    for n in ancestors(gofile, node):
-        if n.id == stop.id:
-            return
-        yield n
-
-
-def _closing_literals(gofile, loop, methods) -> set[str]:
+def _closing_literals(func, methods) -> set[str]:
     """Local variables bound to function literals that release one of their parameters
-    (`flush := func(b dbm.Batch) error { defer b.Close(); ... }`), in the function around loop."""
-    func = next((a for a in ancestors(gofile, loop) if a.type in _FUNCS), None)
+    (`flush := func(b dbm.Batch) error { defer b.Close(); ... }`), in func (the function around the loop)."""
     body = func.child_by_field_name("body") if func is not None else None
     out = set()
     for n in walk(body, prune=_NO_FUNCS) if body is not None else ():
@@ -863,9 +666,8 @@ def _bounded_header(loop) -> bool:
     return False
 
 
-def _waits_after(gofile, loop) -> bool:
-    """Does the function wait for something after the loop (`wg.Wait()`, `g.Wait()`)?"""
-    func = next((a for a in ancestors(gofile, loop) if a.type in _FUNCS), None)
+def _waits_after(func, loop) -> bool:
+    """Does func (the function around loop) wait for something after it (`wg.Wait()`, `g.Wait()`)?"""
     body = func.child_by_field_name("body") if func is not None else None
     for n in walk(body, prune=_NO_FUNCS) if body is not None else ():
         if n.type == "call_expression" and n.start_byte >= loop.end_byte:
@@ -898,64 +700,41 @@ def _short(node_text: str, limit: int = 60) -> str:
 
 
 def check(ctx):
-    tables = _tables(ctx)
+    tables = None
     opts = ctx.options
-    max_fixed = int(opts.get("max-fixed-iterations", 4))
-    test_level = opts.get("test-level", "note")
-    cancel_re = _compile(opts.get("cancel-name-pattern", ""))
-    helper_re = _compile(opts.get("release-helper-pattern", ""))
-    messages = ctx.catalogs.get("messages", {}) or {}
+    settings = None
     for src in ctx.targets:
-        if src.lang != "go" or b"defer" not in src.data:
+        # before any tree: the text must show a `defer` after a `for` in one top-level function
+        if src.lang != "go" or not may_defer_in_loop(src.data):
             continue
-        candidates = _defers_in_loops(src.root)
+        candidates = defers_in_loops(src.root, src.data)
         if not candidates:
             continue
         gofile = ctx.package.file_of(src)
         if gofile is None:
             continue
-        for defer in candidates:
-            loops, func = _loops_around(gofile, defer)
-            if not loops:
+        if tables is None:
+            tables = _tables(ctx)
+            settings = {
+                "max_fixed": int(opts.get("max-fixed-iterations", 4)),
+                "test_level": opts.get("test-level", "note"),
+                "constant_level": opts.get("constant-iterations-level", "note"),
+                "memory_level": opts.get("finite-memory-level", "note"),
+                "accessors": frozenset(a for a in opts.get("address-accessors", []) if isinstance(a, str)),
+                "messages": ctx.catalogs.get("messages", {}) or {},
+                "cancel_re": _compile(opts.get("cancel-name-pattern", "")),
+                "helper_re": _compile(opts.get("release-helper-pattern", "")),
+            }
+        for defer, fors, func in candidates:
+            scope = facts.scope_at(ctx, func)
+            if scope is None:
                 continue
-            scope = scope_of(ctx, func)
-            rel = _release_of(ctx, gofile, defer, tables, scope, cancel_re, helper_re)
+            rel = _release_of(ctx, gofile, defer, tables, scope, settings["cancel_re"], settings["helper_re"])
             if rel is None:
                 continue
-            finding = _judge(ctx, gofile, defer, rel, loops, scope, max_fixed, test_level, messages,
-                             tables[0], helper_re)
+            finding = _judge(ctx, gofile, defer, rel, fors, func, scope, tables[0], settings)
             if finding is not None:
                 yield finding
-
-
-def _defers_in_loops(root) -> list:
-    """The defer statements whose innermost enclosing for statement or function is a for statement."""
-    caps = parsing.captures("go", _DEFERS, root)
-    defers = caps.get("d", [])
-    if not defers:
-        return []
-    scopes = sorted(caps.get("scope", []), key=lambda n: (n.start_byte, -n.end_byte))
-    out = []
-    # a sweep in document order with a stack of the open scopes (nested ranges)
-    events = sorted([(n.start_byte, 1, i, n) for i, n in enumerate(scopes)] +
-                    [(d.start_byte, 2, i, d) for i, d in enumerate(defers)], key=lambda e: (e[0], e[1], e[2]))
-    stack: list = []
-    for start, kind, _, node in events:
-        while stack and stack[-1].end_byte <= start:
-            stack.pop()
-        if kind == 1:
-            stack.append(node)
-        elif stack and stack[-1].type == "for_statement":
-            out.append(node)
-    return out
-
-
-def scope_of(ctx, func_node):
-    """The facts.Scope of a function node (without facts.enclosing's climb through Node.parent)."""
-    if func_node is None:
-        return None
-    facts.scopes(ctx)
-    return ctx.shared["go.scopes"]["by_id"].get(func_node.id)
 
 
 def _compile(pattern):
@@ -967,35 +746,33 @@ def _compile(pattern):
         return None
 
 
-def _loops_around(gofile, node) -> tuple[list, object]:
-    """The for statements around node up to its function (innermost first), and that function."""
-    out = []
-    for n in ancestors(gofile, node):
-        if n.type in _FUNCS:
-            return out, n
-        if n.type == "for_statement":
-            out.append(n)
-    return out, None
-
-
-def _judge(ctx, gofile, defer, rel, loops, scope, max_fixed, test_level, messages, methods, helper_re):
+def _judge(ctx, gofile, defer, rel, fors, func, scope, methods, settings):
     # the element of a pre-existing collection (`for _, c := range conns { defer c.Close() }`)
-    if not rel.has_call and any(r in loop_variables(lp) for lp in loops for r in rel.roots):
+    if not rel.has_call and any(r in loops.loop_variables(lp) for lp in fors for r in rel.roots):
         return None
+    resolve = loops.constants(ctx, scope)
     acquire = None
     culprit = None
-    for loop in loops:  # innermost first
-        if not iterates_after(defer, loop, gofile):
+    iterating = []  # the loops that go round after the defer, innermost first, up to the culprit
+    for i, loop in enumerate(fors):
+        if not loops.iterates_after(ctx, defer, loop, scope):
             continue
+        iterating.append(loop)
         acquire = _acquired_in(loop, rel)
-        count = fixed_iterations(loop)
-        if count is not None and (count <= 1 or (count <= max_fixed and acquire is None)):
+        count = loops.fixed_iterations(loop, resolve)
+        if count is not None and (count <= 1 or (count <= settings["max_fixed"] and acquire is None)):
             continue
         culprit = loop
         break
     if culprit is None:
         return None
-    if _released_explicitly(ctx, gofile, culprit, rel, defer, methods, helper_re):
+    outer = fors[i + 1:]
+
+    def all_iterating():  # and the loops outside the culprit that go round too, computed on demand
+        yield from iterating
+        yield from (lp for lp in outer if loops.iterates_after(ctx, defer, lp, scope))
+    if _released_explicitly(ctx, gofile, culprit, func, rel, defer, methods, settings["helper_re"]) \
+            or _releases_nothing(ctx, scope, rel):
         return None
     if not rel.acquire and not rel.has_call:
         # what the release is about: the receiver, or for a cancel function the contexts bound with it
@@ -1007,10 +784,11 @@ def _judge(ctx, gofile, defer, rel, loops, scope, max_fixed, test_level, message
             # or handed to a goroutine: cancelling it at the end of the iteration would abort that work
             derived = _derived(culprit, about, True)
             if not about or not _used_after(culprit, _derived(culprit, about, False), defer) \
-                    or _stored(gofile, culprit, derived, defer) or _in_goroutine(culprit, derived):
+                    or _stored(culprit, derived, defer) or _in_goroutine(culprit, derived):
                 return None
         elif rel.kind != "cancel" and about:
-            if not _used_after(culprit, _derived(culprit, about, False), defer) or _stored(gofile, culprit, about, defer):
+            if not _used_after(culprit, _derived(culprit, about, False), defer) \
+                    or _stored(culprit, about, defer, settings["accessors"]):
                 return None
             # handed to goroutines started in the loop: they need it beyond the iteration. That is
             # deliberate when the function waits for them after the loop (fan-out and join), or when
@@ -1018,21 +796,51 @@ def _judge(ctx, gofile, defer, rel, loops, scope, max_fixed, test_level, message
             # the function); an endless accept loop (`for { c := accept(); defer c.Close(); go
             # serve(c) }`) is still reported
             if _in_goroutine(culprit, _derived(culprit, about, True)) \
-                    and (_waits_after(gofile, culprit) or _bounded_header(culprit)):
+                    and (_waits_after(func, culprit) or _bounded_header(culprit)):
                 return None
-    func = scope.name if scope is not None else "the function"
+    messages = settings["messages"]
+    name = scope.name
     call_text = _short(text(rel.call))
     deferred = next((c for c in defer.named_children if c.type == "call_expression"), None)
     if deferred is not None and rel.call.id != deferred.id:  # inside a deferred func literal
         call_text = f"func() {{ ... {call_text} ... }}()"
     kind = rel.kind if rel.kind in messages else "close"
-    if acquire and f"{kind}-deadlock" in messages:
-        kind = f"{kind}-deadlock"
+    if rel.kind == "cancel" and rel.timer and "cancel-timer" in messages:
+        kind = "cancel-timer"
+    if acquire and f"{rel.kind}-deadlock" in messages:
+        kind = f"{rel.kind}-deadlock"
     template = messages.get(kind) or "`defer {call}` in a loop: it runs only when {func} returns"
     recv = text(rel.recv) if rel.recv is not None else (rel.roots[0] if rel.roots else "the resource")
-    msg = template.format(call=call_text, recv=_short(recv, 40), func=func, acquire=_short(acquire or "", 40))
-    never = not any(loop_exits(lp, gofile) for lp in [culprit])
+    msg = template.format(call=call_text, recv=_short(recv, 40), func=name, acquire=_short(acquire or "", 40))
+    never = not loops.exits(ctx, culprit, scope)
+    # the level: what piles up, and how far it can grow
+    total = 1  # every loop that goes round after the defer multiplies what piles up
+    for lp in all_iterating() if not acquire else ():
+        count = loops.fixed_iterations(lp, resolve)
+        if count is None:
+            total = None
+            break
+        total *= count
+    level = None
+    if total is not None and not acquire:
+        # a constant number of resources: it cannot grow with the input or the traffic
+        level = settings["constant_level"]
+        msg += messages.get("constant", "").format(count=total)
+    elif rel.kind == "cancel" and not never and all(loops.finite(lp, resolve) for lp in all_iterating()):
+        # contexts hold memory (and a timer), not descriptors or locks: in loops over a collection
+        # that exists before them, they are bounded by its size and freed when the function returns
+        level = settings["memory_level"]
     msg += messages.get("never-ends" if never else "fix", "")
-    level = test_level if gofile.path.name.endswith("_test.go") else None
-    return ctx.finding(gofile.source, defer, msg, level=level, function=func,
+    if facts.is_test_code(gofile):
+        level = _lower(level, settings["test_level"])
+    return ctx.finding(gofile.source, defer, msg, level=level, function=name,
                        related=[(gofile.source, culprit.children[0], "the loop")])
+
+
+_RANK = {"note": 0, "warning": 1, "error": 2}
+
+
+def _lower(a, b):
+    """The lower of two levels (None: the rule's default, warning)."""
+    a, b = a or "warning", b or "warning"
+    return a if _RANK.get(a, 1) <= _RANK.get(b, 1) else b
