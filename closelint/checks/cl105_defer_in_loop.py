@@ -86,7 +86,9 @@ class _Release:
         self.has_call = has_call  # the receiver expression computes something (a call)
         # cancel functions: the contexts bound with them (`ctx, cancel := ...`), None when unseen
         self.contexts = contexts
-        self.timer = False  # a cancel function whose context holds a timer (WithTimeout, WithDeadline)
+        # a cancel function whose context holds a timer (WithTimeout, WithDeadline); None when it is
+        # only named like a cancel function
+        self.timer = False
 
 
 def _as_list(value) -> list:
@@ -299,7 +301,8 @@ def _cancel_of(ctx, gofile, scope, name, constructors, cancel_re) -> tuple[bool,
         t = facts.local_types(ctx, scope).get(name, "")
         if t in ("context.CancelFunc", "context.CancelCauseFunc"):
             return True, None, False
-    return bool(cancel_re is not None and cancel_re.search(name)), None, False
+    # named like one (`wrCancel`): it cancels something, maybe not a context
+    return bool(cancel_re is not None and cancel_re.search(name)), None, None
 
 
 def _bound_by_constructor(gofile, body, name, constructors) -> list:
@@ -807,6 +810,8 @@ def _judge(ctx, gofile, defer, rel, fors, func, scope, methods, settings):
     kind = rel.kind if rel.kind in messages else "close"
     if rel.kind == "cancel" and rel.timer and "cancel-timer" in messages:
         kind = "cancel-timer"
+    elif rel.kind == "cancel" and rel.timer is None and "cancel-other" in messages:
+        kind = "cancel-other"
     if acquire and f"{rel.kind}-deadlock" in messages:
         kind = f"{rel.kind}-deadlock"
     template = messages.get(kind) or "`defer {call}` in a loop: it runs only when {func} returns"

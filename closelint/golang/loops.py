@@ -324,7 +324,19 @@ def _unchanging(b: flow.Binding):
             return None
         if p.type == "unary_expression" and text(p.child_by_field_name("operator")) == "&":
             return None  # may be written through the pointer
+        if p.type == "index_expression" and _assigned_slot(p):
+            return None  # `m[k] = v` grows a map
     return b.value
+
+
+def _assigned_slot(index) -> bool:
+    """Is the index expression a target of an assignment (`m[k] = v`, `m[k], ok = ...`)?"""
+    lst = index.parent
+    stmt = lst.parent if lst is not None and lst.type == "expression_list" else None
+    if stmt is None or stmt.type != "assignment_statement":
+        return False
+    left = stmt.child_by_field_name("left")
+    return left is not None and left.id == lst.id
 
 
 _MAX_DEPTH = 6
