@@ -138,20 +138,43 @@ def _read(path: str) -> bytes:
         os.close(fd)
 
 
-def _load_sources(unit: Unit, notes: list[Notification]) -> tuple[list[SourceFile], bytes]:
-    """The unit's files, and the hash material of everything they hold (for the cache key)."""
-    h = hashlib.blake2b(digest_size=20)
-    h.update(unit.kind.encode())
-    sources = []
+def _unit_files(unit: Unit):
+    """(path, is_target, bytes or the OSError) for every file of the unit, targets first."""
     for path, is_target in [*((p, True) for p in unit.targets), *((p, False) for p in unit.context)]:
         try:
-            data = _read(path)
+            yield path, is_target, _read(path)
         except OSError as exc:
+            yield path, is_target, exc
+
+
+def unit_key(unit: Unit, digest: str, files=None) -> str:
+    """The cache key: every byte the unit reads (its files, the go.mod that sets its Go version),
+    closelint's own digest (code, rulebook, config)."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(unit.kind.encode())
+    for path, is_target, data in (files if files is not None else _unit_files(unit)):
+        if isinstance(data, bytes):
+            h.update(f"{path}\0{int(is_target)}\0{len(data)}\0".encode())
+            h.update(data)
+    if unit.kind == "go":
+        go_mod = go_mod_for(Path(unit.folder))
+        if go_mod is not None:
+            try:
+                h.update(go_mod.read_bytes())
+            except OSError:
+                pass
+    h.update(digest.encode())
+    return h.hexdigest()
+
+
+def _load_sources(unit: Unit, files, notes: list[Notification]) -> list[SourceFile]:
+    """The unit's files as SourceFiles; unreadable, binary and undecodable ones are named once."""
+    sources = []
+    for path, is_target, data in files:
+        if not isinstance(data, bytes):
             if is_target:
-                notes.append(Notification(path, f"cannot read: {exc.strerror or exc}, skipped"))
+                notes.append(Notification(path, f"cannot read: {data.strerror or data}, skipped"))
             continue
-        h.update(f"{path}\0{int(is_target)}\0{len(data)}\0".encode())
-        h.update(data)
         if b"\0" in data[:_BINARY_PROBE]:
             if is_target:
                 notes.append(Notification(path, "binary file, skipped"))
@@ -166,14 +189,7 @@ def _load_sources(unit: Unit, notes: list[Notification]) -> tuple[list[SourceFil
         if is_target and src.lang == "go" and _is_generated(data):
             src.is_target = False  # generated code is context, never reported
         sources.append(src)
-    if unit.kind == "go" and sources:
-        go_mod = go_mod_for(Path(unit.folder))
-        if go_mod is not None:
-            try:
-                h.update(go_mod.read_bytes())
-            except OSError:
-                pass
-    return sources, h.digest()
+    return sources
 
 
 def _is_generated(data: bytes) -> bool:
@@ -186,31 +202,33 @@ def _rules_for(kind: str, codes) -> list:
     return [rules[c] for c in codes if kind in rules[c].languages]
 
 
-def run_unit(unit: Unit) -> UnitResult:
+def _cacheable(unit: Unit, settings: Settings) -> bool:
+    return bool(settings.cache_dir) and unit.kind != "cargo"  # cargo rules read files outside the unit
+
+
+def _from_cache(hit: dict) -> UnitResult:
+    return UnitResult([Finding.from_plain(f) for f in hit["findings"]],
+                      [Notification(**n) for n in hit["notifications"]])
+
+
+def run_unit(job: tuple[Unit, str]) -> UnitResult:
+    """Analyse one unit (in a worker); key is its cache key, "" when it is not cached."""
+    unit, key = job
     settings = _SETTINGS
     result = UnitResult()
     rules = _rules_for(unit.kind, settings.codes)
     if not rules:
         return result
-    sources, material = _load_sources(unit, result.notifications)
-    cache = None
-    key = ""
-    if settings.cache_dir and unit.kind != "cargo":  # cargo rules read files outside the unit
-        from closelint.cache import Cache
-
-        cache = Cache(Path(settings.cache_dir))
-        key = hashlib.blake2b(material + settings.digest.encode(), digest_size=20).hexdigest()
-        hit = cache.get(key)
-        if hit is not None:
-            result.findings = [Finding.from_plain(f) for f in hit["findings"]]
-            result.notifications = [Notification(**n) for n in hit["notifications"]]
-            return result
+    files = list(_unit_files(unit))
+    sources = _load_sources(unit, files, result.notifications)
     targets = {str(s.path): s for s in sources if s.is_target}
     if targets:
         _analyse(unit, sources, targets, rules, settings, result)
-    if cache is not None:
-        cache.put(key, {"findings": [f.to_plain() for f in result.findings],
-                        "notifications": [n.to_plain() for n in result.notifications]})
+    if key:
+        from closelint.cache import Cache
+
+        Cache(Path(settings.cache_dir)).put(key, {"findings": [f.to_plain() for f in result.findings],
+                                                  "notifications": [n.to_plain() for n in result.notifications]})
     return result
 
 
@@ -275,13 +293,35 @@ def scan(paths: list[str], cfg: Config, *, jobs: int | None = None, use_cache: b
 
 
 def _run_all(units: list[Unit], settings: Settings, jobs: int):
+    """Results of every unit: cache hits read here, the rest analysed in a pool (or in-process when
+    there is little to do), so a re-scan of unchanged code never starts a worker."""
+    results, jobs_todo = [], []
+    cache = None
+    if settings.cache_dir:
+        from closelint.cache import Cache
+
+        cache = Cache(Path(settings.cache_dir))
+    for u in units:
+        if not _rules_for(u.kind, settings.codes):
+            continue
+        key = unit_key(u, settings.digest) if cache is not None and _cacheable(u, settings) else ""
+        hit = cache.get(key) if key else None
+        if hit is not None:
+            results.append(_from_cache(hit))
+        else:
+            jobs_todo.append((u, key))
+    return results + _analyse_all(jobs_todo, settings, jobs)
+
+
+def _analyse_all(jobs_todo: list, settings: Settings, jobs: int) -> list[UnitResult]:
+    units = jobs_todo
     if jobs <= 1 or len(units) < 4:
         _init_worker(settings)
         return [run_unit(u) for u in units]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    units = sorted(units, key=Unit.size_hint, reverse=True)  # big packages first: better balance
+    units = sorted(units, key=lambda job: job[0].size_hint(), reverse=True)  # big packages first
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=ctx,
                              initializer=_init_worker, initargs=(settings,)) as pool:
