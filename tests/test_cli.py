@@ -365,3 +365,18 @@ def test_path_globs_are_relative_to_the_scanned_folder_outside_cwd(repo, tmp_pat
     (repo / "examples" / "leak.go").write_text(LEAK)
     items = json.loads(closelint("scan", "--no-cache", "--format", "json", str(repo), cwd=elsewhere).stdout)
     assert sorted(i["level"] for i in items) == ["note", "warning"]
+
+
+def test_sarif_uris_without_a_work_tree(tmp_path_factory):
+    """No .git: %SRCROOT% is the folder the scanned paths share, and every uri is relative to it."""
+    top = tmp_path_factory.mktemp("nogit")
+    for name in ("a", "b"):
+        (top / name).mkdir()
+        (top / name / "leak.go").write_text(LEAK)
+    r = closelint("scan", "--no-cache", "--format", "sarif", str(top / "a"), str(top / "b"), cwd=top.parent)
+    doc = json.loads(r.stdout)
+    assert_valid_sarif(doc)
+    run = doc["runs"][0]
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == top.resolve().as_uri() + "/"
+    uris = sorted(x["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for x in run["results"])
+    assert uris == ["a/leak.go", "b/leak.go"]

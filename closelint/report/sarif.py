@@ -60,13 +60,28 @@ def to_jsonable(obj):
 
 
 def repo_root(paths: list[str]) -> Path:
-    """The git work tree holding the scanned paths (found by .git, never by running git), else cwd."""
-    start = Path(os.path.realpath(paths[0] if paths else "."))
-    start = start if start.is_dir() else start.parent
-    for folder in (start, *start.parents):
+    """%SRCROOT%: the git work tree holding the scanned paths (found by .git, never by running git),
+    else the folder they have in common."""
+    folders = []
+    for p in paths or ["."]:
+        real = Path(os.path.realpath(p))
+        folders.append(real if real.is_dir() else real.parent)
+    common = Path(os.path.commonpath([str(f) for f in folders]))
+    for folder in (common, *common.parents):
         if (folder / ".git").exists():
             return folder
-    return Path(os.path.realpath(os.getcwd()))
+    return common
+
+
+def _artifact(path: str, root: Path):
+    """Repository-relative with %SRCROOT% (what GitHub needs); an absolute file:// URI otherwise."""
+    import sarif_om as om
+
+    real = Path(os.path.realpath(path))
+    try:
+        return _new(om.ArtifactLocation, uri=real.relative_to(root).as_posix(), uri_base_id="%SRCROOT%")
+    except ValueError:
+        return _new(om.ArtifactLocation, uri=real.as_uri())
 
 
 def _uri(path: str, root: Path) -> str:
@@ -74,7 +89,7 @@ def _uri(path: str, root: Path) -> str:
     try:
         return real.relative_to(root).as_posix()
     except ValueError:
-        return real.as_posix()
+        return real.as_uri()
 
 
 def _physical(loc: Location, root: Path):
@@ -82,8 +97,7 @@ def _physical(loc: Location, root: Path):
 
     region = _new(om.Region, start_line=loc.line, start_column=loc.column_utf16,
                   end_line=loc.end_line, end_column=loc.end_column_utf16)
-    artifact = _new(om.ArtifactLocation, uri=_uri(loc.path, root), uri_base_id="%SRCROOT%")
-    return _new(om.PhysicalLocation, artifact_location=artifact, region=region)
+    return _new(om.PhysicalLocation, artifact_location=_artifact(loc.path, root), region=region)
 
 
 def fingerprint(f: Finding, root: Path) -> str:
@@ -142,7 +156,7 @@ def build(findings: list[Finding], rules: list, notifications: list, scanned: li
              message=_new(om.Message, text=n.message),
              locations=[_new(om.Location, physical_location=_new(
                  om.PhysicalLocation,
-                 artifact_location=_new(om.ArtifactLocation, uri=_uri(n.path, root), uri_base_id="%SRCROOT%"),
+                 artifact_location=_artifact(n.path, root),
                  region=_new(om.Region, start_line=n.line) if n.line else None))])
         for n in notifications
     ]
