@@ -17,9 +17,18 @@ whose bytes and imports can hold one):
    method, also deferred, in a closure, in a goroutine, through a same-package helper that releases
    its parameter, or `t.Cleanup(x.Close)`), a hand-off, or a reassignment.
 4. paths: flow.forward over the function's CFG from the acquire, with the error guard
-   (`if err != nil`, `if x == nil`, errors.Is...) cutting the paths where nothing was acquired;
-   every return, end of body, reassignment or next loop iteration reached with the resource still
-   live is a leak.
+   (`if err != nil`, `if x == nil`, errors.Is...) cutting the paths where nothing was acquired, and
+   a test's assertion that the error is not nil (`require.Error(t, err)`) ending them; every return,
+   end of body, reassignment or next loop iteration reached with the resource still live is a leak.
+   A discarded result whose error is kept is followed the same way (`_, err := net.Dial(...)` then
+   `if err == nil { t.Fatal(...) }` leaves nothing). A reused writer (`reset` rows) is followed from
+   each Reset too, and holds nothing before its first write.
+5. bounds: nothing is reported for a child of a context that ends with the function (the catalog's
+   `scoped-contexts`), for a request fired at a listener the function accepts on itself, or, in
+   test code, for a client whose transport makes its responses itself (`stubs`).
+6. report: "never <verb>" when no path from the acquire releases it, "not <verb> on the path
+   through line N" otherwise; level and "it happens again ..." from where the code runs (test code,
+   main, scripts: note; loops, per-item callbacks, handlers, per-connection functions: error).
 """
 
 from __future__ import annotations
@@ -33,11 +42,15 @@ from closelint.treeutil import text, walk
 
 # No TOKENS: user catalog rows add names, so the prefilter is computed from ctx.catalogs (below).
 
-RELEASE, HANDOFF, REDEF, NEUTRAL = "release", "handoff", "redef", "neutral"
+RELEASE, HANDOFF, REDEF, NEUTRAL, RESET = "release", "handoff", "redef", "neutral", "reset"
+# A closure that uses the value and outlives the call (`go func() { use(f) }()`, `t.Run(n, func...)`):
+# it may release the value later, so no path is reported past it, but it is no release for the wording.
+LENT = "lent"
 _BUILTIN_NEUTRAL = {"len", "cap", "print", "println", "delete", "copy", "close", "min", "max", "clear",
                     "panic", "recover", "complex", "real", "imag"}
 _HELPER_DEPTH = 4
 _MAX_RELATED = 3
+_MAX_PATH = 2  # fields followed into struct literals (`x = &node{next: x}` must not grow forever)
 
 
 # --------------------------------------------------------------------------------------- catalog
@@ -64,6 +77,8 @@ class Entry:
     before_go: tuple | None
     fix: str | None
     error_returns_ok: bool = False
+    reset: tuple = ()
+    parent: int | None = None
 
 
 def _as_tuple(v) -> tuple:
@@ -126,6 +141,31 @@ class Catalog:
         for row in tables.get("releasers", []):
             for n in _as_tuple(row.get("functions", row.get("function"))):
                 self.releasers[(row.get("package", ""), n)] = int(row.get("argument", -1))
+        # Contexts that end with the function holding them (`t.Context()`, a handler's r.Context()).
+        self.scoped_contexts: list[tuple] = []  # (receivers set, compiled pattern or None, method, param, handler)
+        for row in tables.get("scoped-contexts", []):
+            pattern = row.get("receiver-pattern")
+            try:
+                rx = re.compile(pattern) if pattern else None
+            except re.error:
+                rx = None
+            self.scoped_contexts.append((
+                set(_as_tuple(row.get("receivers", row.get("receiver")))), rx, row.get("method", "Context"),
+                bool(row.get("parameter", False)), bool(row.get("handler", False))))
+        # Calls that look like resources but hold nothing (httptest.ResponseRecorder.Result).
+        self.non_resources: set[tuple] = set()
+        for row in tables.get("non-resources", []):
+            for r in _as_tuple(row.get("receivers", row.get("receiver"))):
+                for n in _as_tuple(row.get("methods", row.get("method"))):
+                    self.non_resources.add((r.lstrip("*"), n))
+            for n in _as_tuple(row.get("functions", row.get("function"))):
+                self.non_resources.add((row.get("package", ""), n))
+        # Test clients whose field makes their results itself (an http.Client with a stub Transport).
+        self.stubs: dict[str, list] = {}  # receiver type without * -> [(field, makes, method)]
+        for row in tables.get("stubs", []):
+            for r in _as_tuple(row.get("receivers", row.get("receiver"))):
+                self.stubs.setdefault(r.lstrip("*"), []).append(
+                    (row.get("field", ""), row.get("makes", ""), row.get("method", "")))
         self.method_packages.discard("")
         self.call_names = call_names
         self.method_names = {n for (_, n) in self.methods}
@@ -186,7 +226,9 @@ def _entry(row: dict) -> Entry | None:
         exhausted_by=row.get("exhausted-by"), what=row.get("what", "resource"),
         consequence=row.get("consequence", "it is never released"), name=row.get("name", "x"),
         verb=row.get("verb", "closed"), level=row.get("level"), before_go=before_go, fix=row.get("fix"),
-        error_returns_ok=bool(row.get("error-returns-ok", False)))
+        error_returns_ok=bool(row.get("error-returns-ok", False)),
+        reset=_as_tuple(row.get("reset", ())),
+        parent=row.get("parent") if isinstance(row.get("parent"), int) else None)
 
 
 _CATALOGS: dict[int, tuple] = {}
@@ -262,6 +304,8 @@ class _Acquire:
         self.entry: Entry | None = None
         self.any_release = False
         self.leaks: list = []
+        self.reached: set | None = None  # release or hand-off nodes the paths from the acquire reach
+        self.lent: set = set()  # escaping closures they reach
 
     # ---- matching
 
@@ -300,13 +344,15 @@ class _Acquire:
         if operand.type == "identifier" and self.bindings.resolve(operand) is None:
             path = gofile.import_path(text(operand))
             if path is not None:
-                return cat.functions.get((path, name))
+                return None if (path, name) in cat.non_resources else cat.functions.get((path, name))
         if name not in cat.method_names:
             return None
         rtype = self.types.of(operand)
         if not rtype:
             return None
         base = rtype.lstrip("*")
+        if (base, name) in cat.non_resources:
+            return None
         entry = cat.methods.get((base, name))
         if entry is None and "." not in base and self.ctx.package.method(base, name) is None:
             for et in flow.embedded_types(self.ctx, base):
@@ -344,6 +390,11 @@ class _Acquire:
         self.err: flow.Binding | None = None
         self.holder: flow.Binding | None = None
         self.handles: list[tuple] = []  # (binding, path or None)
+        self.discarded = False
+        if e.parent is not None and self._scoped_parent():
+            return None
+        if e.kind == "method" and self._stub_receiver():
+            return None
         if e.result == "receiver":
             return self._receiver_kind()
         if e.result == "none":
@@ -366,6 +417,13 @@ class _Acquire:
                 if len(targets) - 1 != idx and last.type == "identifier":
                     self.err = self.bindings.resolve(last)
             if target is None or (target.type == "identifier" and text(target) == "_"):
+                if self._drives_listener():
+                    return None
+                if self.err is not None:
+                    # `_, err := net.Dial(...)`: a connection exists only where err is nil; a test that
+                    # fails on that path (`if err == nil { t.Fatal(...) }`) leaves nothing to close.
+                    self.discarded = True
+                    return self._flow()
                 return self._report_discarded("discarded")
             if target.type != "identifier":
                 return None  # stored in a field, map, slice element: handed off
@@ -377,6 +435,8 @@ class _Acquire:
             self.handles.append((b, path))
             return self._flow()
         if vc.kind in ("statement", "go"):
+            if self._drives_listener():
+                return None
             return self._report_discarded("discarded")
         if vc.kind == "receiver":
             sel = vc.node
@@ -449,17 +509,25 @@ class _Acquire:
     # ---- events
 
     def _collect_events(self):
-        """node index -> strongest event, walking the uses of every handle (aliases found on the way)."""
+        """node index -> strongest event, walking the uses of every handle (aliases found on the way).
+
+        Also noted on the way: the nodes that reset a reused value (`zw.Reset(w)`), the nodes that
+        use it otherwise (`zw.Write(p)`), and whether a release sits in a closure registered before
+        the acquire (`defer func() { cancel() }()`, `a.onStop(func() { stop() })`): that closure reads
+        the variable when it runs, so the acquire is covered (or, for an alias, the assignment that
+        fills the variable hands the value to the closure)."""
         events: dict[int, str] = {}
         self.any_release = False
         self.covered_before = False
+        self.reset_nodes: set[int] = set()
+        self.use_nodes: set[int] = set()
         seen_handles = set()
-        queue = list(self.handles)
+        queue = [(b, path, None) for b, path in self.handles]
         literals: dict[int, object] = {}
         redefs: list = []
         flows_on: set = set()  # nodes where the value flows into another variable (x = wrap(x))
         while queue:
-            b, path = queue.pop()
+            b, path, origin = queue.pop()
             key = (id(b), path)
             if key in seen_handles:
                 continue
@@ -471,7 +539,7 @@ class _Acquire:
                 if n is None:
                     continue
                 lits = flow.literal_chain(use, self.scope.node)
-                ev, alias = self._use_event(use, b, path, self.scope.node, 0, set())
+                ev, aliases = self._use_event(use, b, path, self.scope.node, 0, set())
                 if ev == REDEF:
                     if n is self.start:
                         continue
@@ -480,17 +548,31 @@ class _Acquire:
                     else:
                         redefs.append(n)
                         continue
-                if alias is not None:
-                    queue.append(alias)
+                if aliases:
+                    queue.extend((ab, ap, n) for ab, ap in aliases)
                     flows_on.add(n.index)
                     continue
-                if ev == NEUTRAL and lits:
-                    literals[lits[0].id] = lits[0]
+                if ev == RESET:
+                    if not lits:
+                        self.reset_nodes.add(n.index)
+                    continue
+                if ev == NEUTRAL:
+                    if lits:
+                        literals[lits[0].id] = lits[0]
+                    else:
+                        self.use_nodes.add(n.index)
                     continue
                 if ev in (RELEASE, HANDOFF):
                     self.any_release = True
-                    if n.kind == "defer" and lits and n.ast.start_byte < self.node.start_byte:
-                        self.covered_before = True
+                    if lits and lits[0].start_byte < self.node.start_byte and (
+                            n.kind == "defer" or self._closure_escapes(lits[0])):
+                        if origin is None:
+                            self.covered_before = True
+                        else:
+                            events[origin.index] = RELEASE
+                    if origin is not None and origin.kind == "range" and _inside(use, origin.ast.parent):
+                        # released through the range variable of a literal it was put in
+                        events[origin.index] = RELEASE
                     prev = events.get(n.index)
                     if prev != RELEASE:
                         events[n.index] = ev
@@ -501,7 +583,7 @@ class _Acquire:
                 n = self.g.node_for(lit)
                 if n is not None:
                     self.any_release = True
-                    events.setdefault(n.index, HANDOFF)
+                    events.setdefault(n.index, LENT)
         self.handle_ids = {k[0] for k in seen_handles}
         if len(self.handle_ids) <= 1:  # with an alias still holding it, a reassignment loses nothing
             for n in redefs:
@@ -524,35 +606,38 @@ class _Acquire:
                 events[n.index] = RELEASE
 
     def _use_event(self, use, b, path, scope_node, depth, seen):
-        """(event, alias handle or None) for one use of handle (b, path)."""
+        """(event, [alias handles]) for one use of handle (b, path)."""
         e = self.entry
         if use in b.defs or any(d.id == use.id for d in b.defs):
-            return REDEF, None
+            return REDEF, []
         top, fields = flow.selector_chain(use)
         release = e.release
         if path is None:  # a wrapper holding the resource: any release method on it counts
             if any(f in release for f in fields):
-                return RELEASE, None
+                return RELEASE, []
             if fields:
-                return (RELEASE if self._wrapper_method_releases(use, b, fields[0]) else NEUTRAL), None
+                return (RELEASE if self._wrapper_method_releases(use, b, fields[0]) else NEUTRAL), []
             rem = None
         else:
             k = 0
             while k < len(fields) and k < len(path) and fields[k] == path[k]:
                 k += 1
             if k < len(fields) and k < len(path):
-                return NEUTRAL, None  # another field: resp.StatusCode
+                return NEUTRAL, []  # another field: resp.StatusCode
             if len(fields) > len(path):
                 rest = fields[len(path):]
                 hit = any(".".join(rest[:k]) in release for k in range(1, len(rest) + 1))
-                return (RELEASE if hit else NEUTRAL), None
+                if not hit and e.reset and len(rest) == 1 and rest[0] in e.reset \
+                        and flow.value_context(top).kind == "called":
+                    return RESET, []
+                return (RELEASE if hit else NEUTRAL), []
             rem = tuple(path[len(fields):])
         vc = flow.value_context(top)
         if vc.kind == "called":
             if e.release_call and not rem:
-                return RELEASE, None
-            return NEUTRAL, None
-        return self._value_event(vc, rem, scope_node, depth, seen)
+                return RELEASE, []
+            return NEUTRAL, []
+        return self._value_event(vc, rem, scope_node, depth, seen, top)
 
     def _wrapper_method_releases(self, use, b, name) -> bool:
         """`w.Run()` on a package type wrapping the resource: does Run's body call a release method?"""
@@ -568,26 +653,55 @@ class _Acquire:
         body = m.body.text
         return any(b"." + r.split(".")[-1].encode() + b"(" in body for r in self.entry.release)
 
-    def _value_event(self, vc, rem, scope_node, depth, seen):
+    def _value_event(self, vc, rem, scope_node, depth, seen, top=None):
+        """(event, [alias handles]) for a value arriving at vc. A value put under a key of a struct
+        literal held in a local is followed both as the whole (`w.Close()` on a wrapper) and as that
+        field (`s.cancel()`); a value put in a literal that is ranged over is followed through the
+        range variable (`for _, sub := range []T{{cancel: c}} { sub.cancel() }`)."""
         if vc.kind in ("returned", "sent"):
-            return HANDOFF, None
+            return HANDOFF, []
         if vc.wrapped and _external_literal(vc.expr):
-            return HANDOFF, None  # inside another package's type: its methods may own it
+            return HANDOFF, []  # inside another package's type: its methods may own it
         if vc.kind == "assigned":
             target = vc.target
             if target is None:
-                return NEUTRAL, None
+                return NEUTRAL, []
             if target.type != "identifier":
-                return HANDOFF, None
+                return HANDOFF, []
             tb = self.bindings.resolve(target) if scope_node == self.scope.node else _resolve_any(self.ctx, target)
             if tb is None or tb.kind == "result":
-                return HANDOFF, None
+                return HANDOFF, []
             if tb.scope_node.id != scope_node.id and not _inside(tb.scope_node, scope_node):
-                return HANDOFF, None
-            return NEUTRAL, (tb, None if vc.wrapped else rem)
+                return HANDOFF, []
+            aliases = [(tb, None if vc.wrapped else rem)]
+            if vc.wrapped and rem is not None and top is not None and len(rem) < _MAX_PATH:
+                key = _struct_key(top, vc.expr)
+                if key is not None:
+                    aliases.append((tb, (key, *rem)))
+            return NEUTRAL, aliases
+        if vc.kind == "range" and vc.wrapped and rem is not None and top is not None and len(rem) < _MAX_PATH:
+            return NEUTRAL, self._range_alias(vc, rem, scope_node, top)
         if vc.kind == "argument":
-            return self._argument(vc, rem, depth, seen), None
-        return NEUTRAL, None
+            return self._argument(vc, rem, depth, seen), []
+        return NEUTRAL, []
+
+    def _range_alias(self, vc, rem, scope_node, top) -> list:
+        """The range variable that receives an element of the ranged literal holding the value."""
+        clause = vc.node
+        left = clause.child_by_field_name("left")
+        ranged = clause.child_by_field_name("right")
+        if left is None or ranged is None or ranged.type != "composite_literal" or vc.expr is None \
+                or vc.expr.id != ranged.id or len(left.named_children) < 2:
+            return []
+        var = left.named_children[1]
+        if var.type != "identifier":
+            return []
+        resolve = self.bindings.resolve if scope_node == self.scope.node else lambda i: _resolve_any(self.ctx, i)
+        vb = resolve(var)
+        if vb is None:
+            return []
+        path = _element_path(top, ranged)
+        return [] if path is None else [(vb, (*path, *rem))]
 
     def _argument(self, vc, rem, depth, seen) -> str:
         call = vc.node
@@ -612,8 +726,9 @@ class _Acquire:
                 disp = self._param_disposition(target.node, vc.index, rem, depth, seen)
                 return _disposition_event(disp, in_go)
             if name in self.ctx.package.type_defs:  # a conversion: the value goes on
-                ev, alias = self._value_event(flow.value_context(call), rem, self._scope_node_of(call), depth, seen)
-                return HANDOFF if alias is not None else ev
+                ev, aliases = self._value_event(flow.value_context(call), rem, self._scope_node_of(call), depth,
+                                                seen, call)
+                return HANDOFF if aliases else ev
             return HANDOFF
         if fn.type == "selector_expression":
             operand = fn.child_by_field_name("operand")
@@ -630,9 +745,9 @@ class _Acquire:
                         return HANDOFF
                     if not wrapping:
                         return NEUTRAL
-                    ev, alias = self._value_event(flow.value_context(call), None, self._scope_node_of(call),
-                                                  depth, seen)
-                    return HANDOFF if alias is not None else ev
+                    ev, aliases = self._value_event(flow.value_context(call), None, self._scope_node_of(call),
+                                                    depth, seen, call)
+                    return HANDOFF if aliases else ev
             scope = facts.scope_at(self.ctx, call)
             if scope is None:
                 return HANDOFF
@@ -697,9 +812,9 @@ class _Acquire:
             for use in b.uses:
                 if use.id == b.node.id:
                     continue
-                ev, alias = self._use_event(use, b, path, b.scope_node, depth + 1, seen)
-                if alias is not None:
-                    queue.append(alias)
+                ev, aliases = self._use_event(use, b, path, b.scope_node, depth + 1, seen)
+                if aliases:
+                    queue.extend(aliases)
                 elif ev == RELEASE:
                     result = "release"
                     break
@@ -739,12 +854,18 @@ class _Acquire:
     # ---- paths
 
     def _flow(self):
+        """Paths from the acquire. States: G (guarded: the resource exists only where the acquire's
+        error is nil), L (live, no error guard), F (a reused value not written to yet: it holds
+        nothing). A value that is reset (`zw.Reset(w)`) is followed from each reset too, as a new
+        life."""
         self._collect_events()
         if self.covered_before:
             return None
         e = self.entry
         events = self.events
         start = self.start
+        if start.kind in ("return",):
+            return None
         leaks: list[tuple[str, flow.Node]] = []
         handle_bindings = self.handle_ids
         err = self.err
@@ -754,19 +875,39 @@ class _Acquire:
                 n = self.g.node_for(d)
                 if n is not None and n is not start:
                     err_defs.add(n.index)
+        resets = self.reset_nodes if e.reset and self.reset_nodes else set()
+        uses = self.use_nodes
+        reached, lent = set(), set()
+        self._failures: dict[int, str | None] = {}
+        origin = [start]
 
         def transfer(node, st):
-            if node is start:
-                leaks.append(("loop", node))
+            if node is origin[0]:
+                if st != "F":
+                    leaks.append(("loop", node))
                 return None
+            if node.index in resets:
+                return None  # a new life of the value starts there (followed from there)
             ev = events.get(node.index)
-            if ev == RELEASE or ev == HANDOFF or node.kind == "terminate":
+            if ev == RELEASE or ev == HANDOFF:
+                reached.add(node.index)
+                return None
+            if ev == LENT:
+                lent.add(node.index)
+                return None
+            if node.kind == "terminate":
+                return None
+            if st == "G" and node.kind == "stmt" and self._fails_test(node):
                 return None
             if ev == REDEF:
-                leaks.append(("overwritten", node))
+                if st != "F":
+                    leaks.append(("overwritten", node))
                 return None
+            if st == "F" and node.index in uses:
+                st = "L"
             if node.kind in ("return", "end"):
-                leaks.append(("exit", node))
+                if st != "F":
+                    leaks.append(("exit", node))
                 return None
             if st == "G" and node.index in err_defs:
                 return "L"
@@ -777,19 +918,205 @@ class _Acquire:
                 return st
             if self._invalid(label.cond, label.value, st == "G", handle_bindings):
                 return None
+            if e.error_returns_ok and _error_seen(label.cond, label.value):
+                return None  # a writer whose write failed: its output is abandoned, trailer or not
             return st
 
-        if start.kind in ("return",):
-            return None
-        if not flow.forward(self.g, start, "G" if err is not None else "L", transfer, edge):
-            return None
+        first = ("F" if resets else "G" if err is not None else "L")
+        starts = [(start, first)] + [(self.g.nodes[i], "L") for i in sorted(resets)]
+        for node, state in starts:
+            origin[0] = node
+            if not flow.forward(self.g, node, state, transfer, edge):
+                return None
+        self.reached, self.lent = reached, lent
         leaks = [lk for lk in leaks if not self._after_exhausted_loop(lk)]
         if e.error_returns_ok:
             leaks = [lk for lk in leaks if not self._returns_error(lk)]
         if not leaks:
             return None
         self.leaks = leaks
+        if self.discarded:
+            return self._report_discarded("discarded")
         return self._report(leaks)
+
+    # ---- tests that fail where the acquire succeeded
+
+    def _fails_test(self, node) -> bool:
+        """Where the acquire's error still tells whether anything was acquired, does this statement
+        end the path? An assertion that the error is not nil (`require.Error(t, err)`) does: it fails
+        the test where the acquire succeeded. A failure report (`t.Error(...)`) does for a discarded
+        result, whose error is its only use (`if err == nil { t.Error("want an error") }`)."""
+        kind = self._failures.get(node.index, 0)
+        if kind == 0:
+            kind = self._failures[node.index] = self._failure_kind(node.ast)
+        return kind == "assert" or (kind == "fail" and self.discarded)
+
+    def _failure_kind(self, stmt) -> str | None:
+        if stmt is None or stmt.type != "expression_statement" or not stmt.named_children:
+            return None
+        call = stmt.named_children[0]
+        if call.type != "call_expression":
+            return None
+        fn = call.child_by_field_name("function")
+        args = call.child_by_field_name("arguments")
+        if fn is None or fn.type != "selector_expression" or args is None:
+            return None
+        operand = fn.child_by_field_name("operand")
+        name = text(fn.child_by_field_name("field"))
+        opts = self.ctx.options
+        arglist = [a for a in args.named_children if a.type != "comment"]
+        if self.err is not None and name in opts.get("error-assertions", ()) and operand is not None \
+                and operand.type == "identifier" and self.bindings.resolve(operand) is None \
+                and any(a.type == "identifier" and self.bindings.resolve(a) is self.err for a in arglist):
+            path = self.gofile.import_path(text(operand))
+            if path is not None and (path in opts.get("assertion-packages", ())
+                                     or (arglist and self._is_testing(arglist[0]))):
+                return "assert"
+        if name in opts.get("test-failures", ()) and self._is_testing(operand):
+            return "fail"
+        return None
+
+    def _is_testing(self, expr) -> bool:
+        if expr is None or expr.type != "identifier":
+            return False
+        t = self.types.of(expr)
+        return bool(t) and t in self.ctx.options.get("testing-types", ())
+
+    # ---- values whose life something else bounds
+
+    def _scoped_parent(self) -> bool:
+        """The parent context argument ends when this function returns (`t.Context()`, a handler's
+        `r.Context()`, a served gRPC stream's `stream.Context()`): the child is cancelled with it."""
+        args = self.node.child_by_field_name("arguments")
+        if args is None:
+            return False
+        xs = [a for a in args.named_children if a.type != "comment"]
+        if self.entry.parent >= len(xs):
+            return False
+        expr = xs[self.entry.parent]
+        for _ in range(4):  # through locals that are assigned once: ctx := t.Context()
+            while expr.type == "parenthesized_expression" and expr.named_children:
+                expr = expr.named_children[0]
+            if expr.type != "identifier":
+                break
+            b = self.bindings.resolve(expr)
+            if b is None or b.defs or b.value is None or b.kind not in ("short", "var") or b.call_index > 0:
+                return False
+            expr = b.value
+        if expr.type != "call_expression":
+            return False
+        fn = expr.child_by_field_name("function")
+        if fn is None or fn.type != "selector_expression":
+            return False
+        method = text(fn.child_by_field_name("field"))
+        rows = [r for r in self.cat.scoped_contexts if r[2] == method]
+        if not rows:
+            return False
+        operand = fn.child_by_field_name("operand")
+        t = self.types.of(operand)
+        if not t:
+            return False
+        t = re.sub(r"\[.*\]$", "", t).lstrip("*")
+        ob = self.bindings.resolve(operand) if operand.type == "identifier" else None
+        decl = self.scope.declaration
+        for receivers, rx, _, param, handler in rows:
+            if t not in {r.lstrip("*") for r in receivers} and not (rx is not None and rx.search(t)):
+                continue
+            if (param or handler) and (ob is None or ob.kind != "param" or ob.scope_node.id != decl.node.id):
+                continue
+            if handler and not decl.framework:
+                continue
+            return True
+        return False
+
+    def _stub_receiver(self) -> bool:
+        """In test code, a client built here whose transport makes its responses itself
+        (`&http.Client{Transport: rtFunc(func(r) { return &http.Response{...}, nil })}`)."""
+        rows = self.cat.stubs
+        if not rows:
+            return False
+        fn = self.node.child_by_field_name("function")
+        operand = fn.child_by_field_name("operand") if fn is not None else None
+        t = self.types.of(operand) if operand is not None else None
+        found = rows.get((t or "").lstrip("*"))
+        if not found or not facts.is_test_code(self.gofile):
+            return False
+        lit = self._local_literal(operand)
+        if lit is None:
+            return False
+        for field_name, makes, method in found:
+            value = _keyed_value(lit, field_name)
+            if value is not None and self._makes(value, makes, method):
+                return True
+        return False
+
+    def _local_literal(self, expr):
+        """The composite literal a local was built from (through `&`, parentheses, single assignments)."""
+        for _ in range(4):
+            while expr is not None and (expr.type == "parenthesized_expression" or (
+                    expr.type == "unary_expression"
+                    and text(expr.child_by_field_name("operator") or expr.children[0]) == "&")):
+                expr = expr.named_children[-1] if expr.named_children else None
+            if expr is None:
+                return None
+            if expr.type == "composite_literal":
+                return expr
+            if expr.type != "identifier":
+                return None
+            b = self.bindings.resolve(expr)
+            if b is None or b.defs or b.value is None or b.call_index > 0:
+                return None
+            expr = b.value
+        return None
+
+    def _makes(self, value, makes: str, method: str) -> bool:
+        """value (or a local it names, or a type of this package it is) builds a `makes` literal."""
+        if "." not in makes:
+            return False
+        pkg, name = makes.rsplit(".", 1)
+        if self._builds(self.gofile, value, pkg, name):
+            return True
+        if value.type == "identifier":
+            b = self.bindings.resolve(value)
+            if b is not None and not b.defs and b.value is not None and self._builds(self.gofile, b.value, pkg, name):
+                return True
+        vt = self.types.of(value)
+        base = (vt or "").lstrip("*")
+        if base and "." not in base and method:
+            m = self.ctx.package.method(base, method)
+            if m is not None and m.body is not None and self._builds(m.file, m.body, pkg, name):
+                return True
+        return False
+
+    @staticmethod
+    def _builds(gofile, node, pkg: str, name: str) -> bool:
+        aliases = [a for a, p in gofile.imports.items() if p == pkg]
+        data = node.text
+        return any(re.search(rb"\b" + re.escape(a.encode()) + rb"\." + re.escape(name.encode()) + rb"\s*\{", data)
+                   for a in aliases)
+
+    def _drives_listener(self) -> bool:
+        """A request fired at the address of a listener this function accepts on itself
+        (`go http.Get("http://" + ln.Addr().String())`, then `ln.Accept()`): the function plays the
+        server, and no response exists unless it writes one."""
+        args = self.node.child_by_field_name("arguments")
+        if args is None or b".Addr()" not in args.text:
+            return False
+        for call in walk(args):
+            if call.type != "call_expression":
+                continue
+            fn = call.child_by_field_name("function")
+            if fn is None or fn.type != "selector_expression" or text(fn.child_by_field_name("field")) != "Addr":
+                continue
+            operand = fn.child_by_field_name("operand")
+            b = self.bindings.resolve(operand) if operand is not None and operand.type == "identifier" else None
+            if b is None:
+                continue
+            for use in b.uses:
+                top, fields = flow.selector_chain(use)
+                if fields == ["Accept"] and flow.value_context(top).kind == "called":
+                    return True
+        return False
 
     def _returns_error(self, leak) -> bool:
         """A return that hands back a non-nil error (the function failed: a writer's lost trailer
@@ -951,76 +1278,260 @@ class _Acquire:
         return f"`defer {v}{path}.{e.release[0]}()`" if e.release else "a release"
 
     def _level(self) -> str | None:
+        return self._grading()[0]
+
+    def _grading(self) -> tuple[str | None, str | None]:
+        """(level, how the leak grows or None). Note in test code, main() and scripts (a file built
+        only with `go run`, `//go:build ignore`); error where every run of the code leaves one more
+        behind: the acquire is in a loop (or a per-item callback such as filepath.WalkDir's) and is
+        never released there, or it is in an HTTP handler or a function serving one connection."""
+        hit = getattr(self, "_graded", None)
+        if hit is not None:
+            return hit
+        self._graded = hit = self._grade()
+        return hit
+
+    def _grade(self):
         e, scope = self.entry, self.scope
         if e.level:
-            return e.level
-        path = str(self.gofile.source.path)
-        if path.endswith("_test.go"):
-            return self.ctx.options.get("test-level", "note")
+            return e.level, None
+        if facts.is_test_code(self.gofile):
+            return self.ctx.options.get("test-level", "note"), None
         decl = scope.declaration
         if decl.function is not None and decl.name == "main" and self.gofile.package == "main":
-            return "note"
+            return "note", None
+        if _is_script(self.gofile.source.data, self.ctx.options.get("script-build-tags", ())):
+            return "note", None
         conn_types = set(self.ctx.options.get("connection-types", []))
-        per_iteration = not self.any_release or any(k == "loop" for k, _ in self.leaks)
+        callbacks = set(self.ctx.options.get("per-item-callbacks", []))
+        reached = self.reached
+        never = not (reached or self.lent) if reached is not None else not self.any_release
+        per_iteration = never or any(k == "loop" for k, _ in self.leaks)
         s = scope
         while s is not None:
-            if (per_iteration and facts.loops_between(self.node, s)) or s.framework:
-                return "error"
+            if per_iteration and _iterating_loops(self.node, s):
+                return "error", "on every loop iteration"
+            if per_iteration and s.is_literal and callbacks:
+                vc = flow.value_context(s.node)
+                if vc.kind == "argument":
+                    path, name = facts.call_name(s.file, vc.node)
+                    if path and f"{path}.{name}" in callbacks:
+                        return "error", f"for every item {name} visits"
+            if s.framework:
+                return "error", "on every request this handler serves"
             if any(p.type in conn_types for p in s.params):
-                return "error"
+                return "error", "on every connection this function serves"
             s = s.parent
-        return None
+        return None, None
+
+    def _leaves_or_repeats(self) -> bool:
+        """Does a path from the acquire leave the function or come back to the acquire?"""
+        start = self.start
+        found = []
+
+        def transfer(node, st):
+            if node is start and start.kind == "range":
+                return None  # the range expression is evaluated once
+            if node is start or node.kind in ("return", "end", "exit"):
+                found.append(node)
+                return None
+            return None if node.kind == "terminate" else st
+
+        flow.forward(self.g, start, 0, transfer)
+        return bool(found) or start.kind in ("return",)
+
+    def _consequence(self) -> str:
+        growth = self._grading()[1]
+        c = self.entry.consequence
+        return f"{c}, and it happens again {growth}" if growth else c
 
     def _finding(self, message, related=()):
         return self.ctx.finding(self.gofile.source, self.node, message, level=self._level(),
                                 related=related, function=self.scope.name)
 
     def _report_discarded(self, how):
+        if not self.discarded and not self._leaves_or_repeats():
+            return None  # the function never ends after it and never runs it again: nothing piles up
         e = self.entry
         what = f"{e.what} from {self._callee()}"
         if how == "discarded":
-            msg = (f"{what} is discarded without being {e.verb}: {e.consequence}; keep it in a variable "
+            msg = (f"{what} is discarded without being {e.verb}: {self._consequence()}; keep it in a variable "
                    f"and add {self._fix()}.")
         elif how == "chained":
-            msg = (f"{what} is used once and never {e.verb}: {e.consequence}; keep it in a variable "
+            msg = (f"{what} is used once and never {e.verb}: {self._consequence()}; keep it in a variable "
                    f"and add {self._fix()}.")
         else:
-            msg = (f"{what} is passed on but never {e.verb}: {e.consequence}; keep it in a variable "
+            msg = (f"{what} is passed on but never {e.verb}: {self._consequence()}; keep it in a variable "
                    f"and add {self._fix()}.")
         return self._finding(msg)
 
     def _report(self, leaks):
+        """One wording for one kind of leak: "is never <verb>" when no path from the acquire
+        releases it, "is not <verb> on the path through line N: ..." when some do."""
         e = self.entry
         what = f"{e.what} from {self._callee()}"
         v = self._var()
         src = self.gofile.source
         after = "after checking the error" if self.err is not None else "after creating it"
-        if not self.any_release:
-            return self._finding(f"{what} is never {e.verb}: {e.consequence}; add {self._fix()} {after}.")
+        if not self.reached:
+            return self._finding(f"{what} is never {e.verb}: {self._consequence()}; add {self._fix()} {after}.")
         related = []
         first = None
         for kind, node in sorted(leaks, key=lambda x: x[1].ast.start_byte if x[1].ast is not None else 0):
             line = node.ast.start_point[0] + 1
             if kind == "exit" and node.kind == "return":
                 related.append((src, node.ast, f"returns here without {_gerund(e.verb)} {v}"))
-                first = first or f"the return on line {line} leaves it open"
+                first = first or (line, "the return there leaves it open")
             elif kind == "exit":
                 related.append((src, node.ast, f"the function ends here without {_gerund(e.verb)} {v}"))
-                first = first or f"the end of the function on line {line} is reached with it open"
+                first = first or (line, "the function ends there with it open")
             elif kind == "overwritten":
                 related.append((src, node.ast, f"{v} is overwritten here while still open"))
-                first = first or f"{v} is overwritten on line {line} while still open"
+                first = first or (line, f"{v} is overwritten there while still open")
             else:
-                first = first or "the next loop iteration acquires another one before this one is released"
+                loops = _iterating_loops(self.node, self.scope) or facts.loops_between(self.node, self.scope)
+                at = loops[0] if loops else self.node
+                first = first or (at.start_point[0] + 1,
+                                  "the next iteration acquires another one before this one is released")
         related = related[:_MAX_RELATED]
-        return self._finding(f"{what} is not {e.verb} on every path: {first}; {e.consequence}; "
-                             f"add {self._fix()} right {after}.", related)
+        line, detail = first
+        return self._finding(f"{what} is not {e.verb} on the path through line {line}: {detail}; "
+                             f"{self._consequence()}; add {self._fix()} right {after}.", related)
+
+
+_BUILD_LINE = re.compile(rb"(?m)^//go:build\s+([A-Za-z0-9_.]+)\s*$")
+
+
+def _is_script(data: bytes, tags) -> bool:
+    """A file built only with a tag that marks scripts and tools (`//go:build ignore`, run with
+    `go run build.go`): its leaks end with the command."""
+    end = data.find(b"\npackage ")
+    m = _BUILD_LINE.search(data, 0, len(data) if end == -1 else end)
+    return m is not None and m.group(1).decode() in tags
+
+
+def _iterating_loops(node, scope) -> list:
+    """The for statements around node (inside scope's body) that run it on every iteration: node is
+    in the body, the condition or the post statement, not in the range expression or the init
+    statement, which run once."""
+    out = []
+    for loop in facts.loops_between(node, scope):
+        body = loop.child_by_field_name("body")
+        if body is not None and _inside(node, body):
+            out.append(loop)
+            continue
+        clause = next((c for c in loop.named_children if c.type == "for_clause"), None)
+        if clause is not None and any(x is not None and _inside(node, x) for x in (
+                clause.child_by_field_name("condition"), clause.child_by_field_name("update"))):
+            out.append(loop)
+        elif clause is None and not any(c.type == "range_clause" for c in loop.named_children) \
+                and (body is None or not _inside(node, body)):
+            out.append(loop)  # `for cond {`: the condition runs on every iteration
+    return out
 
 
 def _idents(node):
     if node is None:
         return []
     return [n for n in walk(node) if n.type == "identifier"]
+
+
+def _value_parent(node):
+    """The node holding node's value, through parentheses and `&`."""
+    p = node.parent
+    while p is not None and (p.type == "parenthesized_expression" or (
+            p.type == "unary_expression" and text(p.child_by_field_name("operator") or p.children[0]) == "&")):
+        p = p.parent
+    return p
+
+
+def _keyed_in(node):
+    """(key name, literal_value) when node is the value of `key: node` in a struct literal."""
+    p = _value_parent(node)
+    if p is None or p.type != "literal_element":
+        return None
+    k = p.parent
+    if k is None or k.type != "keyed_element" or len(k.named_children) != 2 or k.named_children[1].id != p.id:
+        return None
+    key = k.named_children[0]
+    if key.type == "literal_element" and key.named_children:
+        key = key.named_children[0]
+    if key.type not in ("identifier", "field_identifier"):
+        return None
+    lv = k.parent
+    return (text(key), lv) if lv is not None and lv.type == "literal_value" else None
+
+
+def _same(a, b) -> bool:
+    return a is not None and b is not None and a.id == b.id
+
+
+def _struct_key(top, outer):
+    """`S{cancel: top}` or `&S{cancel: top}` where that literal is `outer`: the key ("cancel")."""
+    hit = _keyed_in(top)
+    if hit is None:
+        return None
+    key, lv = hit
+    lit = lv.parent
+    if lit is None or lit.type != "composite_literal":
+        return None
+    holder = lit.parent if lit.parent is not None and lit.parent.type == "unary_expression" else lit
+    return key if _same(lit, outer) or _same(holder, outer) else None
+
+
+def _element_path(top, ranged):
+    """The field path of top in one element of the ranged literal: () for `[]F{top}`, ("cancel",)
+    for `[]T{{cancel: top}}` or `[]*T{&T{cancel: top}}`; None for another shape."""
+    p = _value_parent(top)
+    if p is not None and p.type == "literal_element" and _same(p.parent, ranged.child_by_field_name("body")):
+        return ()
+    hit = _keyed_in(top)
+    if hit is None:
+        return None
+    key, lv = hit
+    up = lv.parent
+    if up is not None and up.type == "composite_literal":
+        up = _value_parent(up)
+    if up is not None and up.type == "literal_element" and _same(up.parent, ranged.child_by_field_name("body")):
+        return (key,)
+    return None
+
+
+_ERR_NAME = re.compile(r"(?i)err")
+
+
+def _error_seen(cond, value: bool) -> bool:
+    """This branch outcome means an error happened: `err != nil` true, `err == nil` false."""
+    while cond is not None and cond.type == "parenthesized_expression" and cond.named_children:
+        cond = cond.named_children[0]
+    if cond is None or cond.type != "binary_expression":
+        return False
+    op = text(cond.child_by_field_name("operator"))
+    left, right = cond.child_by_field_name("left"), cond.child_by_field_name("right")
+    if op == "||" and value is False or op == "&&" and value is True:
+        return _error_seen(left, value) or _error_seen(right, value)
+    if op not in ("==", "!=") or left is None or right is None:
+        return False
+    other = left if right.type == "nil" else right if left.type == "nil" else None
+    if other is None or other.type != "identifier" or not _ERR_NAME.search(text(other)):
+        return False
+    return value if op == "!=" else not value
+
+
+def _keyed_value(lit, name: str):
+    """The value under key `name` in a composite literal (`Transport: x` -> x)."""
+    body = lit.child_by_field_name("body")
+    for kv in (body.named_children if body is not None else []):
+        if kv.type != "keyed_element" or len(kv.named_children) != 2:
+            continue
+        key, value = kv.named_children
+        if key.type == "literal_element" and key.named_children:
+            key = key.named_children[0]
+        if text(key) == name:
+            if value.type == "literal_element" and value.named_children:
+                value = value.named_children[0]
+            return value
+    return None
 
 
 def _external_literal(expr) -> bool:

@@ -23,7 +23,8 @@ The CFG (one per function body; function literals have their own): a node per si
 clause (`case`), per `label` and jump (`jump`: break, continue, goto, fallthrough), plus `entry`,
 `end` (falling off the closing brace) and `exit`. Terminators (panic, os.Exit, log.Fatal*, t.Fatal*,
 FailNow, a package function none of whose paths returns, `select {}`) have no successors; a `for`
-without condition or break never reaches the statement after it. Expressions inside a statement
+without condition or break, or a `range` over a channel nobody closes (time.Tick, a ticker's C),
+never reaches the statement after it. Expressions inside a statement
 (`&&`, closures) do not branch: a closure's body is its own function.
 
 Everything is syntactic (no type checker). Building never recurses on the tree's depth: statement
@@ -240,6 +241,25 @@ class _Builder:
         _link(preds, n)
         return [(n, None)]
 
+    def _endless(self, clause) -> bool:
+        """A range over a channel that is never closed: `time.Tick(d)`, `time.NewTicker(d).C`, or the
+        C of a local assigned once from time.NewTicker."""
+        right = clause.child_by_field_name("right")
+        if right is None:
+            return False
+        if right.type == "call_expression":
+            return facts.call_name(self.gofile, right) == ("time", "Tick")
+        if right.type != "selector_expression" or text(right.child_by_field_name("field")) != "C":
+            return False
+        operand = right.child_by_field_name("operand")
+        if operand is not None and operand.type == "identifier":
+            b = bindings(self.ctx, self.g.scope).resolve(operand)
+            if b is None or b.defs or b.call_index > 0:
+                return False
+            operand = b.value
+        return operand is not None and operand.type == "call_expression" \
+            and facts.call_name(self.gofile, operand) == ("time", "NewTicker")
+
     def _terminates(self, stmt) -> bool:
         call = stmt.named_children[0] if stmt.named_children else None
         return call is not None and terminates(self.ctx, self.gofile, call)
@@ -285,6 +305,8 @@ class _Builder:
         if clause is not None and clause.type == "range_clause":
             head = g._new("range", clause)
             into, leave = (head, None), (head, None)
+            if self._endless(clause):
+                leave = None  # a channel nobody closes: only break, return or goto leave
         elif cond is not None:
             head = g._new("cond", cond)
             into, leave = (head, Edge(cond, True)), (head, Edge(cond, False))
@@ -769,7 +791,7 @@ def value_context(expr) -> ValueContext:
         if t == "index_expression" or t == "slice_expression":
             return ValueContext("other", p, expr=cur)
         if t == "range_clause":
-            return ValueContext("range", p, expr=cur)
+            return ValueContext("range", p, wrapped=wrapped, expr=cur)
         if t == "expression_statement":
             return ValueContext("statement", p, wrapped=wrapped, expr=cur)
         if t in ("go_statement", "defer_statement"):
