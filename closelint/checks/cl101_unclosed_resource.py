@@ -1381,18 +1381,18 @@ class _Acquire:
             line = node.ast.start_point[0] + 1
             if kind == "exit" and node.kind == "return":
                 related.append((src, node.ast, f"returns here without {_gerund(e.verb)} {v}"))
-                first = first or (line, "the return there leaves it open")
+                first = first or (line, f"the function returns there without {_gerund(e.verb)} {v}")
             elif kind == "exit":
                 related.append((src, node.ast, f"the function ends here without {_gerund(e.verb)} {v}"))
-                first = first or (line, "the function ends there with it open")
+                first = first or (line, f"the function ends there without {_gerund(e.verb)} {v}")
             elif kind == "overwritten":
-                related.append((src, node.ast, f"{v} is overwritten here while still open"))
-                first = first or (line, f"{v} is overwritten there while still open")
+                related.append((src, node.ast, f"{v} is overwritten here without being {e.verb}"))
+                first = first or (line, f"{v} is overwritten there without being {e.verb}")
             else:
                 loops = _iterating_loops(self.node, self.scope) or facts.loops_between(self.node, self.scope)
                 at = loops[0] if loops else self.node
                 first = first or (at.start_point[0] + 1,
-                                  "the next iteration acquires another one before this one is released")
+                                  f"the next iteration acquires another one before {v} is {e.verb}")
         related = related[:_MAX_RELATED]
         line, detail = first
         return self._finding(f"{what} is not {e.verb} on the path through line {line}: {detail}; "
