@@ -1179,22 +1179,36 @@ class _Acquire:
         return r[0] if value else r[1]
 
     def _cond_facts(self, cond, guarded, handles) -> tuple[bool, bool]:
-        """(invalid when true, invalid when false)."""
+        """(invalid when true, invalid when false), through parentheses, `!`, `&&` and `||`
+        evaluated with an explicit stack (a condition may chain thousands of terms)."""
+        out: dict[int, tuple[bool, bool]] = {}
+        stack = [(cond, False)]
+        while stack:
+            node, done = stack.pop()
+            kids = _logical_parts(node)
+            if kids is None:
+                out[node.id] = self._leaf_facts(node, guarded, handles)
+            elif not done:
+                stack.append((node, True))
+                stack.extend((k, False) for k in kids)
+            elif node.type == "binary_expression":
+                (lt, lf), (rt, rf) = out[kids[0].id], out[kids[1].id]
+                if text(node.child_by_field_name("operator")) == "&&":
+                    out[node.id] = (lt or rt, lf and rf)
+                else:
+                    out[node.id] = (lt and rt, lf or rf)
+            elif node.type == "unary_expression":
+                a_, b_ = out[kids[0].id]
+                out[node.id] = (b_, a_)
+            else:
+                out[node.id] = out[kids[0].id]
+        return out[cond.id]
+
+    def _leaf_facts(self, cond, guarded, handles) -> tuple[bool, bool]:
         t = cond.type
-        if t == "parenthesized_expression" and cond.named_children:
-            return self._cond_facts(cond.named_children[0], guarded, handles)
-        if t == "unary_expression" and text(cond.child_by_field_name("operator") or cond.children[0]) == "!":
-            a, b = self._cond_facts(cond.child_by_field_name("operand"), guarded, handles)
-            return b, a
         if t == "binary_expression":
             op = text(cond.child_by_field_name("operator"))
             left, right = cond.child_by_field_name("left"), cond.child_by_field_name("right")
-            if op in ("&&", "||"):
-                lt, lf = self._cond_facts(left, guarded, handles)
-                rt, rf = self._cond_facts(right, guarded, handles)
-                if op == "&&":
-                    return lt or rt, lf and rf
-                return lt and rt, lf or rf
             if op in ("==", "!="):
                 other = None
                 if right is not None and right.type == "nil":
@@ -1500,22 +1514,51 @@ def _element_path(top, ranged):
 _ERR_NAME = re.compile(r"(?i)err")
 
 
+def _logical_parts(node):
+    """The operands of a parenthesized expression, a `!`, or a `&&`/`||`; None for anything else."""
+    if node is None:
+        return None
+    t = node.type
+    if t == "parenthesized_expression" and node.named_children:
+        return [node.named_children[0]]
+    if t == "unary_expression" and text(node.child_by_field_name("operator") or node.children[0]) == "!":
+        operand = node.child_by_field_name("operand")
+        return [operand] if operand is not None else None
+    if t == "binary_expression" and text(node.child_by_field_name("operator")) in ("&&", "||"):
+        left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        return [left, right] if left is not None and right is not None else None
+    return None
+
+
 def _error_seen(cond, value: bool) -> bool:
-    """This branch outcome means an error happened: `err != nil` true, `err == nil` false."""
-    while cond is not None and cond.type == "parenthesized_expression" and cond.named_children:
-        cond = cond.named_children[0]
-    if cond is None or cond.type != "binary_expression":
-        return False
-    op = text(cond.child_by_field_name("operator"))
-    left, right = cond.child_by_field_name("left"), cond.child_by_field_name("right")
-    if op == "||" and value is False or op == "&&" and value is True:
-        return _error_seen(left, value) or _error_seen(right, value)
-    if op not in ("==", "!=") or left is None or right is None:
-        return False
-    other = left if right.type == "nil" else right if left.type == "nil" else None
-    if other is None or other.type != "identifier" or not _ERR_NAME.search(text(other)):
-        return False
-    return value if op == "!=" else not value
+    """This branch outcome means an error happened: `err != nil` true, `err == nil` false (through
+    parentheses, `!`, a true `&&` and a false `||`; iteratively)."""
+    stack = [(cond, value)]
+    while stack:
+        node, v = stack.pop()
+        if node is None:
+            continue
+        t = node.type
+        if t == "parenthesized_expression" and node.named_children:
+            stack.append((node.named_children[0], v))
+            continue
+        if t == "unary_expression" and text(node.child_by_field_name("operator") or node.children[0]) == "!":
+            stack.append((node.child_by_field_name("operand"), not v))
+            continue
+        if t != "binary_expression":
+            continue
+        op = text(node.child_by_field_name("operator"))
+        left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        if (op == "||" and not v) or (op == "&&" and v):
+            stack += [(left, v), (right, v)]
+            continue
+        if op not in ("==", "!=") or left is None or right is None:
+            continue
+        other = left if right.type == "nil" else right if left.type == "nil" else None
+        if other is not None and other.type == "identifier" and _ERR_NAME.search(text(other)) \
+                and (v if op == "!=" else not v):
+            return True
+    return False
 
 
 def _keyed_value(lit, name: str):
