@@ -1321,9 +1321,9 @@ class _Acquire:
         reached = self.reached
         never = not (reached or self.lent) if reached is not None else not self.any_release
         per_iteration = never or any(k == "loop" for k, _ in self.leaks)
-        s = scope
+        s, anchor = scope, self.node
         while s is not None:
-            if per_iteration and _iterating_loops(self.node, s):
+            if per_iteration and _iterating_loops(anchor, s):
                 return "error", "on every loop iteration"
             if per_iteration and s.is_literal and callbacks:
                 vc = flow.value_context(s.node)
@@ -1335,8 +1335,50 @@ class _Acquire:
                 return "error", "on every request this handler serves"
             if any(p.type in conn_types for p in s.params):
                 return "error", "on every connection this function serves"
-            s = s.parent
+            s, anchor = s.parent, s.node  # a function literal run in a loop runs per iteration
+        if never:
+            growth = self._caller_growth()
+            if growth:
+                return "error", growth
         return None, None
+
+    def _caller_growth(self) -> str | None:
+        """A function that leaks on every call, called by code of this package in a loop or in an
+        HTTP handler: the leak grows with the items or the requests. One level of callers, in this
+        package only (test code left out): a caller in another package is not visible."""
+        decl = self.scope
+        fn = decl.function
+        if fn is None or decl.parent is not None or not fn.name or fn.name == "main":
+            return None
+        name = fn.name
+        needle = name.encode() + b"("
+        q = ("(call_expression function: [(identifier) @n (selector_expression field: (field_identifier) @n)] "
+             f'(#eq? @n "{name}")) @call')
+        for gofile in self.ctx.package.files:
+            if needle not in gofile.source.data or facts.is_test_code(gofile):
+                continue
+            for call in parsing.captures("go", q, gofile.source.root).get("call", []):
+                cs = facts.scope_at(self.ctx, call)
+                if cs is None or cs.declaration is decl:
+                    continue
+                callee = call.child_by_field_name("function")
+                if fn.receiver:
+                    if callee.type != "selector_expression":
+                        continue
+                    t = flow.Types(self.ctx, cs, self.cat.known).of(callee.child_by_field_name("operand"))
+                    if not t or t.lstrip("*") != fn.receiver:
+                        continue
+                elif callee.type != "identifier" or flow.bindings(self.ctx, cs).resolve(callee) is not None:
+                    continue
+                caller = cs.declaration.name
+                s, anchor = cs, call
+                while s is not None:
+                    if _iterating_loops(anchor, s):
+                        return f"on every call ({caller} calls it in a loop, line {call.start_point[0] + 1})"
+                    if s.framework:
+                        return f"on every call ({caller} calls it for every request it serves)"
+                    s, anchor = s.parent, s.node
+        return None
 
     def _leaves_or_repeats(self) -> bool:
         """Does a path from the acquire leave the function or come back to the acquire?"""
