@@ -251,7 +251,7 @@ def _top_level_scopes(index: dict, gofile: GoFile, top) -> None:
 # Packages that exist to support tests: their code runs in tests only, whatever the file is named.
 _TEST_SUPPORT_PACKAGE = re.compile(
     r"(^|_)(test|tests|testing|testutil|testutils|testhelper|testhelpers|mock|mocks|fake|fakes|e2e|"
-    r"fixtures|testdata)$|test$|testing$|testutils?$")
+    r"fixtures|testdata)$|test$|testing$|testutils?$|^mock|^fake")
 _TEST_IMPORTS = ("testing", "net/http/httptest", "github.com/stretchr/testify/require",
                  "github.com/stretchr/testify/assert")
 
