@@ -109,7 +109,18 @@ class CFG:
         return None
 
     def reachable_exit(self) -> bool:
-        return bool(self.exit.preds)
+        """Whether some path from entry leaves the function (`end` is always linked to `exit`, so
+        exit's predecessors alone say nothing: a body ending in log.Fatal never reaches `end`)."""
+        reach = getattr(self, "_reach", None)
+        if reach is None:
+            seen, stack = {id(self.entry)}, [self.entry]
+            while stack:
+                for nxt, _ in stack.pop().succs:
+                    if id(nxt) not in seen:
+                        seen.add(id(nxt))
+                        stack.append(nxt)
+            reach = self._reach = id(self.exit) in seen
+        return reach
 
 
 def _link(preds, node: Node):
