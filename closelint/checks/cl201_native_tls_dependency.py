@@ -147,30 +147,24 @@ class _Scan:
         src.note(message, line=line)
 
     def manifest(self, path: str) -> mf.Manifest | None:
-        if path not in self.manifests:
-            src = self.source(path)
-            m = None
-            if src is not None:
-                try:
-                    m = mf.parse(Path(path), src.data)
-                except mf.ManifestError as exc:
-                    if src.is_target:
-                        self.note(src, f"invalid TOML: {exc}; CL201 skipped this file", exc.line)
-            self.manifests[path] = m
-        return self.manifests[path]
+        return self._parsed(self.manifests, path, mf.parse)
 
     def lock(self, path: str) -> lockfile.Lock | None:
-        if path not in self.locks:
+        return self._parsed(self.locks, path, lockfile.parse)
+
+    def _parsed(self, memo: dict, path: str, parse):
+        """A file read once and parsed once; invalid TOML is named in one notification."""
+        if path not in memo:
             src = self.source(path)
-            lk = None
+            value = None
             if src is not None:
                 try:
-                    lk = lockfile.parse(Path(path), src.data)
+                    value = parse(Path(path), src.data)
                 except mf.ManifestError as exc:
                     if src.is_target:
                         self.note(src, f"invalid TOML: {exc}; CL201 skipped this file", exc.line)
-            self.locks[path] = lk
-        return self.locks[path]
+            memo[path] = value
+        return memo[path]
 
     def form(self, path: str, dep: mf.Dep) -> str:
         """How a dependency is written: "string", "inline", "table" ([dependencies.x]) or "dotted"."""
