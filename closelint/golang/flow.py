@@ -129,6 +129,31 @@ def _link(preds, node: Node):
         node.preds.append(p)
 
 
+def endless_range(gofile, clause, ctx=None, scope=None) -> bool:
+    """A range over a channel that is never closed: `time.Tick(d)`, `time.NewTicker(d).C`, or (with
+    ctx and scope) the C of a local assigned once from time.NewTicker (`t := time.NewTicker(d)`).
+    Such a loop ends only through its body (break, return, goto, a terminator)."""
+    if clause is None or clause.type != "range_clause":
+        return False
+    right = clause.child_by_field_name("right")
+    if right is None:
+        return False
+    if right.type == "call_expression":
+        return facts.call_name(gofile, right) == ("time", "Tick")
+    if right.type != "selector_expression" or text(right.child_by_field_name("field")) != "C":
+        return False
+    operand = right.child_by_field_name("operand")
+    if operand is not None and operand.type == "identifier":
+        if ctx is None or scope is None:
+            return False
+        b = bindings(ctx, scope).resolve(operand)
+        if b is None or b.defs or b.call_index > 0:
+            return False
+        operand = b.value
+    return operand is not None and operand.type == "call_expression" \
+        and facts.call_name(gofile, operand) == ("time", "NewTicker")
+
+
 class _Builder:
     """Builds a CFG with an explicit stack of generators (no recursion on statement nesting)."""
 
@@ -253,23 +278,7 @@ class _Builder:
         return [(n, None)]
 
     def _endless(self, clause) -> bool:
-        """A range over a channel that is never closed: `time.Tick(d)`, `time.NewTicker(d).C`, or the
-        C of a local assigned once from time.NewTicker."""
-        right = clause.child_by_field_name("right")
-        if right is None:
-            return False
-        if right.type == "call_expression":
-            return facts.call_name(self.gofile, right) == ("time", "Tick")
-        if right.type != "selector_expression" or text(right.child_by_field_name("field")) != "C":
-            return False
-        operand = right.child_by_field_name("operand")
-        if operand is not None and operand.type == "identifier":
-            b = bindings(self.ctx, self.g.scope).resolve(operand)
-            if b is None or b.defs or b.call_index > 0:
-                return False
-            operand = b.value
-        return operand is not None and operand.type == "call_expression" \
-            and facts.call_name(self.gofile, operand) == ("time", "NewTicker")
+        return endless_range(self.gofile, clause, self.ctx, self.g.scope)
 
     def _terminates(self, stmt) -> bool:
         call = stmt.named_children[0] if stmt.named_children else None

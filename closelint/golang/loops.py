@@ -130,11 +130,7 @@ def _within(node: flow.Node, loop) -> bool:
 
 
 def _successors(gofile, node: flow.Node, loop, ctx=None, scope=None):
-    """node's successors, without the way out of a range over a channel nobody closes
-    (`for range time.Tick(d)`): that loop ends only through its body."""
-    if node.kind == "range" and endless_range(gofile, node.ast, ctx, scope):
-        owner = node.ast.parent
-        return [s for s, _ in node.succs if owner is None or _within(s, owner)]
+    """node's successors. (A range over a channel nobody closes has no way out in flow's CFG already.)"""
     return [s for s, _ in node.succs]
 
 
@@ -203,24 +199,8 @@ def can_return(ctx, func_node) -> bool:
     return False
 
 
-def endless_range(gofile, clause, ctx=None, scope=None) -> bool:
-    """A range over a channel that is never closed: `time.Tick(d)`, `time.NewTicker(d).C`, or (with
-    ctx and scope) the C of a local assigned once from time.NewTicker (`t := time.NewTicker(d)`)."""
-    if clause is None or clause.type != "range_clause":
-        return False
-    right = clause.child_by_field_name("right")
-    if right is None:
-        return False
-    if right.type == "call_expression":
-        return facts.call_name(gofile, right) == ("time", "Tick")
-    if right.type != "selector_expression" or text(right.child_by_field_name("field")) != "C":
-        return False
-    operand = right.child_by_field_name("operand")
-    if operand is not None and operand.type == "identifier" and ctx is not None and scope is not None:
-        b = flow.bindings(ctx, scope).resolve(operand)
-        operand = _unchanging(b) if b is not None else None
-    return operand is not None and operand.type == "call_expression" \
-        and facts.call_name(gofile, operand) == ("time", "NewTicker")
+# One definition for the CFG and for the questions asked here: flow's.
+endless_range = flow.endless_range
 
 
 def loop_can_end(gofile, loop) -> bool:
