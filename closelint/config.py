@@ -7,6 +7,7 @@ and the problem in one line (exit status 2).
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,11 @@ def _apply_rule_section(cfg: Config, rule, section: dict, path: Path):
             if not _same_type(default, value):
                 raise ConfigError(
                     f"{path}: {where} {key} must be {type(default).__name__}, not {type(value).__name__}")
+            if key.endswith("-pattern") and value:  # options named *-pattern are regular expressions
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise ConfigError(f"{path}: {where} {key} is not a valid regular expression: {exc}") from None
             cfg.options[rule.code][key] = value
         elif key in rule.catalogs and isinstance(rule.catalogs[key], list):
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):

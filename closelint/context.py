@@ -86,6 +86,12 @@ class RuleContext:
         self.catalogs = catalogs
         self._all_catalogs = all_catalogs or {}
 
+    def pattern(self, key: str):
+        """An option that is a regular expression (named *-pattern, validated with the config),
+        compiled; None when empty."""
+        value = self.options.get(key, "")
+        return re.compile(value) if value else None
+
     def catalogs_of(self, code: str) -> dict:
         """Another rule's catalog tables with the user's rows added (CL105 releases what CL101 knows)."""
         return self._all_catalogs.get(code, {})

@@ -223,6 +223,7 @@ def test_explicit_config(repo, tmp_path_factory):
     ("exclude = 'vendor'\n", "exclude must be a list"),
     ("select = [\n", "invalid TOML"),
     ('[CL101]\nresources = "x"\n', "must be an array of tables"),
+    ('[CL105]\ncancel-name-pattern = "(unclosed"\n', "not a valid regular expression"),
 ])
 def test_config_errors_are_one_line_exit_2(repo, content, words):
     (repo / "closelint.toml").write_text(content)

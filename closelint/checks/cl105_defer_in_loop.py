@@ -725,8 +725,8 @@ def check(ctx):
                 "memory_level": opts.get("finite-memory-level", "note"),
                 "accessors": frozenset(a for a in opts.get("address-accessors", []) if isinstance(a, str)),
                 "messages": ctx.catalogs.get("messages", {}) or {},
-                "cancel_re": _compile(opts.get("cancel-name-pattern", "")),
-                "helper_re": _compile(opts.get("release-helper-pattern", "")),
+                "cancel_re": ctx.pattern("cancel-name-pattern"),
+                "helper_re": ctx.pattern("release-helper-pattern"),
             }
         for defer, fors, func in candidates:
             scope = facts.scope_at(ctx, func)
@@ -739,14 +739,6 @@ def check(ctx):
             if finding is not None:
                 yield finding
 
-
-def _compile(pattern):
-    if not pattern:
-        return None
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
 
 
 def _judge(ctx, gofile, defer, rel, fors, func, scope, methods, settings):

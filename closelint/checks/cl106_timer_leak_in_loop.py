@@ -41,7 +41,7 @@ def check(ctx):
     test_level = opts.get("test-level", "note")
     skip_main = bool(opts.get("skip-main-package", True))
     after_in_tests = bool(opts.get("report-after-in-tests", False))
-    signal_re = _compile(opts.get("signal-channel-pattern", ""))
+    signal_re = ctx.pattern("signal-channel-pattern")
     for src in sources:
         gofile = ctx.package.file_of(src)
         if gofile is None:
@@ -236,14 +236,6 @@ def _receives_signal(arm, signal_re) -> bool:
     name = text(chan.child_by_field_name("field")) if chan.type == "selector_expression" else text(chan)
     return bool(signal_re is not None and chan.type in ("identifier", "selector_expression") and signal_re.search(name))
 
-
-def _compile(pattern):
-    if not pattern:
-        return None
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
 
 
 def _assigns_condition(arm, loop) -> bool:

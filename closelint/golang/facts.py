@@ -379,6 +379,21 @@ def expression_type(gofile: GoFile, expr) -> str | None:
     return None
 
 
+def global_type(ctx, name: str) -> str | None:
+    """The type of a package-level variable: declared (`var db *sql.DB`) or on the face of its value."""
+    glob = ctx.package.globals.get(name)
+    if glob is None:
+        return None
+    gf, spec = glob
+    tnode = spec.child_by_field_name("type")
+    if tnode is not None:
+        return gf.qualify(tnode)
+    value = spec.child_by_field_name("value")
+    if value is not None and value.named_children:
+        return expression_type(gf, value.named_children[0])
+    return None
+
+
 def receiver_type(ctx, scope: Scope, expr) -> str | None:
     """The type of a receiver expression where the syntax tells it: a local or parameter, a field of
     a struct the package declares (`s.db`), a package-level variable, or a known global."""
@@ -390,16 +405,7 @@ def receiver_type(ctx, scope: Scope, expr) -> str | None:
         t = local_types(ctx, scope).get(name)
         if t:
             return t
-        glob = ctx.package.globals.get(name)
-        if glob is not None:
-            gf, spec = glob
-            tnode = spec.child_by_field_name("type")
-            if tnode is not None:
-                return gf.qualify(tnode)
-            value = spec.child_by_field_name("value")
-            if value is not None and value.named_children:
-                return expression_type(gf, value.named_children[0])
-        return None
+        return global_type(ctx, name)
     if expr.type == "selector_expression":
         known = expression_type(gofile, expr)
         if known:

@@ -977,26 +977,22 @@ class Types:
         return facts.expression_type(self.gofile, expr)
 
     def _global(self, name: str) -> str | None:
+        """facts.global_type, and the result of a known call (`var tracer = otel.Tracer("x")`)."""
         glob = self.ctx.package.globals.get(name)
         if glob is None:
             return None
         gf, spec = glob
-        tnode = spec.child_by_field_name("type")
-        if tnode is not None:
-            return gf.qualify(tnode)
         value = spec.child_by_field_name("value")
-        if value is not None and value.named_children:
-            v = value.named_children[0]
-            if v.type == "call_expression":  # var tracer = otel.Tracer("x")
-                fn = v.child_by_field_name("function")
-                if fn is not None and fn.type == "selector_expression":
-                    operand = fn.child_by_field_name("operand")
-                    path = gf.import_path(text(operand)) if operand is not None and operand.type == "identifier" \
-                        else None
-                    res = self.known.get((path, text(fn.child_by_field_name("field")))) if path else None
-                    return res[0] if res else None
-            return facts.expression_type(gf, v)
-        return None
+        v = value.named_children[0] if value is not None and value.named_children else None
+        if spec.child_by_field_name("type") is None and v is not None and v.type == "call_expression":
+            fn = v.child_by_field_name("function")
+            if fn is not None and fn.type == "selector_expression":
+                operand = fn.child_by_field_name("operand")
+                path = gf.import_path(text(operand)) if operand is not None and operand.type == "identifier" \
+                    else None
+                res = self.known.get((path, text(fn.child_by_field_name("field")))) if path else None
+                return res[0] if res else None
+        return facts.global_type(self.ctx, name)
 
     def field(self, base: str, name: str) -> str | None:
         """The type of base.name for a struct type of this package (embedded structs followed)."""
