@@ -48,6 +48,64 @@ def ancestors(node, limit: int = MAX_ANCESTRY) -> Iterator:
         limit -= 1
 
 
+def path_to(node, root, limit: int = MAX_ANCESTRY) -> list:
+    """The nodes from root down to node, both included: O(depth) `child_with_descendant` calls, where
+    climbing with Node.parent costs O(depth) per level. [] when node is not under root, or is more
+    than `limit` levels below it (see MAX_ANCESTRY)."""
+    out = [root]
+    n = root
+    while n.id != node.id:
+        n = n.child_with_descendant(node)
+        if n is None or len(out) > limit:
+            return []
+        out.append(n)
+    return out
+
+
+def paths_at(root, spans) -> Iterator[list]:
+    """For each (start, end) of spans, given in increasing order of start: the path from root down to
+    the smallest node (named or not) spanning those bytes, root first ([root] when none is smaller).
+
+    With offsets found in the file's bytes (a keyword, a name), this reaches the nodes and their
+    ancestors without a query: a tree-sitter query visits every node of the tree and costs about as
+    much as parsing it, so a rule looking for a few rare things finds them from the text instead.
+    Consecutive spans share the way down to their common ancestor, so however deep the nesting
+    (`go func() { go func() {...`, 20,000 levels), all the spans of a file cost one descent.
+
+    The list yielded is the walk's own stack: read it (or copy it) before asking for the next."""
+    stack = [root]
+    for start, end in spans:
+        while len(stack) > 1 and not (stack[-1].start_byte <= start and end <= stack[-1].end_byte):
+            stack.pop()
+        # Searched from the deepest node already known to span the bytes (never from the root: the
+        # search costs the depth it covers). Node.first_child_for_byte would do one level at a time
+        # but crashes the interpreter when no child qualifies (py-tree-sitter 0.25/0.26).
+        top = stack[-1]
+        node = top.descendant_for_byte_range(start, end)
+        if node is not None and node.id != top.id:
+            stack.extend(path_to(node, top)[1:])
+        yield stack
+
+
+def word_offsets(data: bytes, word: bytes, start: int = 0, end: int | None = None) -> Iterator[int]:
+    """Offsets of word in data[start:end] where it stands as a whole word (identifier boundaries).
+
+    bytes.find and a look at the two neighbours: a regex that begins with \\b or a lookbehind is
+    tried at every position and costs ten to thirty times as much on a large file."""
+    end = len(data) if end is None else end
+    n = len(word)
+    i = data.find(word, start, end)
+    while i >= 0:
+        j = i + n
+        if (i == 0 or not _is_word_byte(data[i - 1])) and (j >= len(data) or not _is_word_byte(data[j])):
+            yield i
+        i = data.find(word, j, end)
+
+
+def _is_word_byte(b: int) -> bool:
+    return b == 95 or 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122 or b >= 128
+
+
 def text(node) -> str:
     return node.text.decode("utf-8", "replace") if node is not None else ""
 

@@ -69,7 +69,7 @@ def test_syntax_error_analyses_what_parsed(repo):
                for x in out["results"]), "the function that parsed was analysed"
 
 
-@pytest.mark.parametrize("shape", ["parens", "blocks", "binary", "calls"])
+@pytest.mark.parametrize("shape", ["parens", "blocks", "binary", "calls", "literals", "goroutines"])
 def test_deep_nesting_no_recursion_error(repo, shape):
     n = 20_000
     body = {
@@ -77,6 +77,8 @@ def test_deep_nesting_no_recursion_error(repo, shape):
         "blocks": "{" * n + "}" * n,
         "binary": "x := " + "1+" * n + "1",
         "calls": "x := " + "f(" * n + "1" + ")" * n,
+        "literals": "x := " + "func() int { return " * n + "1" + " }()" * n,
+        "goroutines": "go func() {" * n + "}()" * n,
     }[shape]
     (repo / "deep").mkdir()
     (repo / "deep" / "deep.go").write_text(f"package deep\n\nimport \"os\"\n\nfunc g() {{\n\t{body}\n\t_ = x\n"

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from closelint import parsing
 from closelint.golang import facts, flow
-from closelint.treeutil import text, walk
+from closelint.treeutil import paths_at, text, walk
 
 # No TOKENS: user catalog rows add names, so the prefilter is computed from ctx.catalogs (below).
 
@@ -172,16 +172,10 @@ class Catalog:
         self.literal_names = lit_names
         alts = "|".join(sorted(map(re.escape, call_names))) or "(?!)"
         lalts = "|".join(sorted(map(re.escape, lit_names))) or "(?!)"
-        self.bytes_re = re.compile(rb"\.(" + alts.encode() + rb")\s*\(|\.(" + lalts.encode() + rb")\s*\{")
-        quoted = lambda names: " ".join('"%s"' % n.replace('"', "") for n in sorted(names))  # noqa: E731
-        parts = []
-        if call_names:
-            parts.append("(call_expression function: (selector_expression field: (field_identifier) @name "
-                         f"(#any-of? @name {quoted(call_names)}))) @call")
-        if lit_names:
-            parts.append("(composite_literal type: (qualified_type name: (type_identifier) @lit "
-                         f"(#any-of? @lit {quoted(lit_names)}))) @literal")
-        self.query = "\n".join(parts)
+        # `.Name(` and `.Name{` where a catalog call or literal may be (a chain may break a line
+        # after its dot): what check looks at, by position.
+        self.bytes_re = re.compile(rb"\.\s*(" + alts.encode() + rb")\s*\(|\.\s*(" + lalts.encode() + rb")\s*\{")
+        self.searched = bool(call_names or lit_names)
 
     def _know(self, key, index, rtype):
         res = list(self.known.get(key, []))
@@ -260,7 +254,7 @@ def _imports(data: bytes) -> set[str]:
 
 def check(ctx):
     cat = _catalog(ctx)
-    if not cat.query:
+    if not cat.searched:
         return
     imports = {src.path: _imports(src.data) for src in ctx.files if src.lang == "go"}
     unit_imports = set().union(*imports.values()) if imports else set()
@@ -285,11 +279,29 @@ def check(ctx):
         gofile = ctx.package.file_of(src)
         if gofile is None:
             continue
-        caps = parsing.captures("go", cat.query, src.root)
-        for node in [*caps.get("call", []), *caps.get("literal", [])]:
+        for node in _candidates(cat, src):
             finding = _Acquire(ctx, cat, gofile, node).run()
             if finding is not None:
                 yield finding
+
+
+def _candidates(cat, src) -> list:
+    """The catalog's calls (`x.Open(...)`) and literals (`pkg.Ticker{...}`) of a file, calls first,
+    found where the catalog's names occur in the text (no query over the whole tree)."""
+    calls, literals = [], []
+    hits = [(m.span(1), True) if m.group(1) is not None else (m.span(2), False)
+            for m in cat.bytes_re.finditer(src.data)]
+    for path, (_, is_call) in zip(paths_at(src.root, (span for span, _ in hits)), hits):
+        if len(path) < 3:
+            continue
+        name, holder, node = path[-1], path[-2], path[-3]
+        if is_call and name.type == "field_identifier" and holder.type == "selector_expression" \
+                and node.type == "call_expression" and node.child_by_field_name("function") == holder:
+            calls.append(node)
+        elif not is_call and name.type == "type_identifier" and holder.type == "qualified_type" \
+                and node.type == "composite_literal" and node.child_by_field_name("type") == holder:
+            literals.append(node)
+    return calls + literals
 
 
 # --------------------------------------------------------------------------------------- analysis

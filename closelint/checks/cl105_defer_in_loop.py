@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from closelint.golang import facts, flow, loops
-from closelint.treeutil import ancestors, text, walk
+from closelint.treeutil import ancestors, paths_at, text, walk, word_offsets
 
 TOKENS = (b"defer",)
 
@@ -25,8 +25,6 @@ _inside = loops.inside
 
 # ------------------------------------------------------------------------------ finding defers
 
-_DEFER = re.compile(rb"\bdefer\b")
-_FOR = re.compile(rb"\bfor\b")
 # A top-level function or method starts a line with `func ` in gofmt-formatted code (a function
 # literal is written `func(`, and never starts a line inside a formatted body).
 
@@ -38,10 +36,9 @@ def may_defer_in_loop(data: bytes) -> bool:
     if b"for" not in data:
         return False
     searched = 0  # the text of the current function before this offset holds no `for`
-    for m in _DEFER.finditer(data):
-        pos = m.start()
+    for pos in word_offsets(data, b"defer"):
         start = data.rfind(b"\nfunc ", 0, pos) + 1  # the top-level function the defer is in (0: none)
-        if _FOR.search(data, max(start, searched), pos) is not None:
+        if next(word_offsets(data, b"for", max(start, searched), pos), None) is not None:
             return True
         searched = pos
     return False
@@ -52,15 +49,13 @@ def defers_in_loops(root, data: bytes) -> list:
     enclosing for statement or function is a for statement. Defers are found from the text (no query
     over the whole tree), their ancestors walking down from the root."""
     out = []
-    for m in _DEFER.finditer(data):
-        kw = root.descendant_for_byte_range(m.start(), m.end())
-        if kw is None or kw.type != "defer":
+    keywords = ((pos, pos + 5) for pos in word_offsets(data, b"defer"))
+    for path in paths_at(root, keywords):
+        if len(path) < 2 or path[-1].type != "defer" or path[-2].type != "defer_statement":
             continue  # in a comment, a string, an identifier
-        path = loops.path_to(kw, root)
-        if len(path) < 2 or path[-2].type != "defer_statement":
-            continue
         fors, func = [], None
-        for n in reversed(path[:-2]):
+        for i in range(len(path) - 3, -1, -1):
+            n = path[i]
             if n.type in _FUNCS:
                 func = n
                 break

@@ -17,7 +17,7 @@ import re
 
 
 from closelint.golang.package import Function, GoFile, Param, handler_framework, params_of, receiver_of
-from closelint.treeutil import ancestors, text, walk
+from closelint.treeutil import ancestors, paths_at, text, walk, word_offsets
 
 FUNC_NODES = ("function_declaration", "method_declaration", "func_literal")
 LOOP_NODES = ("for_statement",)
@@ -57,6 +57,8 @@ class Scope:
         self.name = name
         self.function = function  # for declarations
         self.parent = parent  # for literals: the scope they appear in
+        # The outermost scope, kept rather than climbed to: literals nest thousands deep in bad input.
+        self.declaration: Scope = parent.declaration if parent is not None else self
         self._params = self._results = None
         self._framework = _UNSET
         self._types: dict | None = None
@@ -97,13 +99,6 @@ class Scope:
     @property
     def is_literal(self) -> bool:
         return self.node.type == "func_literal"
-
-    @property
-    def declaration(self) -> "Scope":
-        s = self
-        while s.parent is not None:
-            s = s.parent
-        return s
 
     @property
     def receiver(self) -> str:
@@ -151,27 +146,28 @@ def _scope_index(ctx) -> dict:
     if index is None:
         pkg = ctx.package
         index = ctx.shared["go.scopes.index"] = {
-            "by_id": {}, "done": set(), "package": pkg, "literals": {}}
+            "by_id": {}, "done": set(), "package": pkg}
     return index
 
 
 def _literals_in(index: dict, gofile: GoFile, top) -> list:
-    """The function literals inside a top-level declaration, outer ones first (one C-side query per
-    file, sliced by byte range)."""
-    from bisect import bisect_left
+    """The function literals inside a top-level declaration, outer ones first, found from the `func`
+    keywords of its text (a query would visit every node of the file)."""
+    keywords = ((pos, pos + 4) for pos in word_offsets(gofile.source.data, b"func", top.start_byte + 1, top.end_byte))
+    out = []
+    for path in paths_at(gofile.source.root, keywords):
+        if len(path) >= 2 and path[-1].type == "func" and path[-2].type == "func_literal":
+            out.append(path[-2])
+    return out
 
-    from closelint import parsing
 
-    key = id(gofile)
-    found = index["literals"].get(key)
-    if found is None:
-        nodes = parsing.captures("go", "(func_literal) @f", gofile.source.root).get("f", [])
-        nodes.sort(key=lambda n: n.start_byte)
-        found = index["literals"][key] = (nodes, [n.start_byte for n in nodes])
-    nodes, starts = found
-    i = bisect_left(starts, top.start_byte)
-    j = bisect_left(starts, top.end_byte, lo=i)
-    return nodes[i:j]
+def innermost_function(path: list, below: int = 0):
+    """The innermost function declaration or literal of a root-first path, skipping its last `below`
+    nodes (scanned from the end: the path may be thousands of nodes long)."""
+    for i in range(len(path) - 1 - below, -1, -1):
+        if path[i].type in FUNC_NODES:
+            return path[i]
+    return None
 
 
 def scope_at(ctx, node) -> Scope | None:

@@ -25,8 +25,8 @@ from fnmatch import fnmatchcase
 
 from closelint import parsing
 from closelint.golang import facts
-from closelint.golang.facts import FUNC_NODES, Scope
-from closelint.treeutil import text, walk
+from closelint.golang.facts import FUNC_NODES, Scope, innermost_function
+from closelint.treeutil import path_to, paths_at, text, walk, word_offsets
 
 _BREAK_TARGETS = ("for_statement", "expression_switch_statement", "type_switch_statement", "select_statement")
 _CONTEXT_TYPES = ("context.Context",)
@@ -39,15 +39,7 @@ def descend(top, node) -> list:
     depth^2 on a deeply nested file; descending from a known ancestor costs depth."""
     if node.id == top.id or node.start_byte < top.start_byte or node.end_byte > top.end_byte:
         return []
-    out = [top]
-    cur = top
-    while True:
-        nxt = cur.child_with_descendant(node)
-        if nxt is None or nxt.id == node.id:
-            break
-        out.append(nxt)
-        cur = nxt
-    return out
+    return path_to(node, top)[:-1]
 
 
 def ancestors_within(node, top) -> list:
@@ -63,9 +55,6 @@ def between(node, top) -> list:
             break
         out.append(a)
     return out
-
-
-_FUNC_QUERY = "[(function_declaration) (method_declaration) (func_literal)] @f"
 
 
 def identifiers(ctx, scope: Scope) -> dict[str, list]:
@@ -84,33 +73,8 @@ def identifiers(ctx, scope: Scope) -> dict[str, list]:
 
 
 def enclosing_function(ctx, gofile, node):
-    """The innermost function declaration or literal node around node (by position, once per file)."""
-    from bisect import bisect_right
-
-    cache = ctx.shared.setdefault("go.goroutines.funcs", {})
-    key = id(gofile.source)
-    idx = cache.get(key)
-    if idx is None:
-        nodes = sorted(parsing.captures("go", _FUNC_QUERY, gofile.source.root).get("f", []),
-                       key=lambda n: n.start_byte)
-        spans = [(n.start_byte, n.end_byte) for n in nodes]
-        outer = [-1] * len(nodes)  # index of the innermost function around each function
-        stack: list[int] = []
-        for i, (b, e) in enumerate(spans):
-            while stack and spans[stack[-1]][1] < e:
-                stack.pop()
-            outer[i] = stack[-1] if stack else -1
-            stack.append(i)
-        idx = cache[key] = ([b for b, _ in spans], spans, nodes, outer)
-    starts, spans, nodes, outer = idx
-    i = bisect_right(starts, node.start_byte) - 1
-    sb, eb, nid = node.start_byte, node.end_byte, node.id
-    while i >= 0:
-        b, e = spans[i]
-        if b <= sb and eb <= e and nodes[i].id != nid:
-            return nodes[i]
-        i = outer[i]  # climb the nesting of functions, not the siblings
-    return None
+    """The innermost function declaration or literal around node (node itself excluded)."""
+    return innermost_function(path_to(node, gofile.source.root), 1)
 
 
 def _prune_literals(n) -> bool:
@@ -185,30 +149,41 @@ class GoStart:
 
 
 # A go statement as bytes: `go` at a statement's start, then a call (comments saying "go " don't match).
-_GO_STATEMENT = re.compile(rb"(?:^|[\s;{])go\s+(?:func\b|[\w.()\[\]*]+\()", re.M)
+# The statement-start check is done on the byte before each hit: a regex that starts with it (an
+# alternation or a lookbehind) tries every position of the file and costs 30 times as much.
+_GO_STATEMENT = re.compile(rb"go\s+(?:func\b|[\w.()\[\]*]+\()")
+
+
+def _has_go_statement(data: bytes) -> bool:
+    for m in _GO_STATEMENT.finditer(data):
+        i = m.start()
+        if i == 0 or data[i - 1] in b" \t\r\n;{":
+            return True
+    return False
 
 
 def go_statements(ctx) -> list[GoStart]:
-    """The go statements of the unit's target files (findings are only reported there)."""
+    """The go statements of the unit's target files (findings are only reported there), found from
+    the `go` keywords of the text."""
     cache = ctx.shared.get("go.goroutines.starts")
     if cache is None:
         cache = ctx.shared["go.goroutines.starts"] = []
-        found = []
         for gofile in ctx.package.files:
-            if not gofile.source.is_target:
-                continue
-            if _GO_STATEMENT.search(gofile.source.data) is None:
+            data = gofile.source.data
+            if not gofile.source.is_target or not _has_go_statement(data):
                 continue  # no `go` statement: no tree needed
-            nodes = parsing.captures("go", "(go_statement) @go", gofile.source.root).get("go", [])
-            found += [(gofile, n) for n in nodes]
-        for gofile, node in found:
-            call = node.named_children[0] if node.named_children else None
-            if call is None or call.type != "call_expression":
-                continue
-            func = enclosing_function(ctx, gofile, node)
-            spawner = facts.scope_at(ctx, func) if func is not None else None
-            if spawner is not None:
-                cache.append(GoStart(node, call, spawner, gofile))
+            keywords = ((pos, pos + 2) for pos in word_offsets(data, b"go"))
+            for path in paths_at(gofile.source.root, keywords):
+                if len(path) < 2 or path[-1].type != "go" or path[-2].type != "go_statement":
+                    continue  # in a comment, a string, a label
+                node = path[-2]
+                call = node.named_children[0] if node.named_children else None
+                if call is None or call.type != "call_expression":
+                    continue
+                func = innermost_function(path, 2)
+                spawner = facts.scope_at(ctx, func) if func is not None else None
+                if spawner is not None:
+                    cache.append(GoStart(node, call, spawner, gofile))
     return cache
 
 
@@ -767,20 +742,12 @@ class ChanMake:
         return self.capacity is None or self.capacity.strip() == "0"
 
 
-_MAKE_QUERY = "(call_expression function: (identifier) @fn arguments: (argument_list . (channel_type))) @make"
-_FIELD_FROM_LOCAL_QUERY = """
-(keyed_element . (literal_element (_) @key) . (literal_element (identifier) @value))
-(assignment_statement left: (expression_list . (selector_expression field: (field_identifier) @key) .)
-                      right: (expression_list . (identifier) @value .))
-"""
-
-
 _MAKES_A_CHANNEL = re.compile(rb"make\(\s*(?:<-\s*)?chan\b")
 
 
 def make_index(ctx) -> dict:
-    """Every `make(chan ...)` of the package, found once per unit by a query: by enclosing function
-    node id -> name -> [ChanMake], and by struct field name -> [capacity]."""
+    """Every `make(chan ...)` of the package, found once per unit from the text: by enclosing
+    function node id -> name -> [ChanMake], and by struct field name -> [capacity]."""
     cache = ctx.shared.get("go.goroutines.makes")
     if cache is not None:
         return cache
@@ -792,23 +759,22 @@ def make_index(ctx) -> dict:
         if _MAKES_A_CHANNEL.search(data) is None:
             continue
         root = gofile.source.root
-        for _, caps in parsing.matches("go", _MAKE_QUERY, root):
-            if text(caps["fn"][0]) != "make":
-                continue
-            mk = caps["make"][0]
+        local_names = set()
+        makes = ((m.start(), m.start() + 4) for m in _MAKES_A_CHANNEL.finditer(data))
+        for path in paths_at(root, makes):
+            if len(path) < 4 or path[-1].type != "identifier" or path[-2].type != "call_expression":
+                continue  # in a comment or a string
+            mk, p = path[-2], path[-3]
             cap = _make_chan(mk)
             if cap is False:
                 continue
-            p = mk.parent
-            if p is not None and p.type == "literal_element" and p.parent is not None \
-                    and p.parent.type == "keyed_element" and p.parent.named_children[0] != p:
-                key = p.parent.named_children[0]
-                key = key.named_children[0] if key.type == "literal_element" and key.named_children else key
-                fields.setdefault(text(key), []).append(cap)
+            if p.type == "literal_element" and path[-4].type == "keyed_element" \
+                    and path[-4].named_children[0] != p:
+                fields.setdefault(_element_key(path[-4]), []).append(cap)
                 continue
-            if p is None or p.type != "expression_list" or p.parent is None:
+            if p.type != "expression_list":
                 continue
-            stmt = p.parent
+            stmt = path[-4]
             if stmt.type == "var_spec":
                 lhs = stmt.children_by_field_name("name")
             elif stmt.type in ("short_var_declaration", "assignment_statement") \
@@ -821,20 +787,52 @@ def make_index(ctx) -> dict:
             if idx < 0 or idx >= len(lhs):
                 continue
             target = lhs[idx]
-            func = enclosing_function(ctx, gofile, mk)
+            func = innermost_function(path, 2)
             if func is not None:
                 facts.scope_at(ctx, func)  # so that facts.scope_by_id(ctx, func.id) knows it
                 by_func.setdefault(func.id, {}).setdefault(text(target), []).append(
                     ChanMake(text(target), mk, cap, stmt))
+                if target.type == "identifier":
+                    local_names.add(text(target))
             if target.type == "selector_expression":
                 fields.setdefault(text(target.child_by_field_name("field")), []).append(cap)
-        if b"make(chan" in data or b"chan " in data:
-            for _, caps in parsing.matches("go", _FIELD_FROM_LOCAL_QUERY, root):
-                key, value = caps["key"][0], caps["value"][0]
-                cap = _local_make(ctx, gofile, value)
-                if cap is not False:
-                    fields.setdefault(text(key), []).append(cap)
+        for pos, key, cap in sorted(_fields_from_locals(ctx, gofile, local_names)):
+            fields.setdefault(key, []).append(cap)
     return cache
+
+
+def _fields_from_locals(ctx, gofile, names):
+    """(offset, field, capacity) where a local channel made in this file is stored in a field:
+    `&S{ch: ch}`, `s.ch = ch`; found from the places the names occur."""
+    data, root = gofile.source.data, gofile.source.root
+    for name in names:
+        uses = ((pos, pos + len(name)) for pos in word_offsets(data, name.encode()))
+        for path in paths_at(root, uses):
+            if len(path) < 4 or path[-1].type != "identifier":
+                continue
+            value, holder, stmt = path[-1], path[-2], path[-3]
+            key = None
+            if holder.type == "literal_element" and stmt.type == "keyed_element":
+                kids = stmt.named_children
+                if len(kids) >= 2 and kids[1] == holder and kids[0].type == "literal_element":
+                    key = _element_key(stmt)
+            elif holder.type == "expression_list" and stmt.type == "assignment_statement" \
+                    and stmt.child_by_field_name("right") == holder and holder.named_child_count == 1:
+                left = stmt.child_by_field_name("left")
+                target = left.named_children[0] if left is not None and left.named_child_count == 1 else None
+                if target is not None and target.type == "selector_expression":
+                    key = text(target.child_by_field_name("field"))
+            if not key:
+                continue
+            cap = _local_make(ctx, gofile, value)
+            if cap is not False:
+                yield value.start_byte, key, cap
+
+
+def _element_key(keyed):
+    """The key of a keyed element of a composite literal, as text (`ch` in `{ch: v}`)."""
+    key = keyed.named_children[0]
+    return text(key.named_children[0] if key.type == "literal_element" and key.named_children else key)
 
 
 def channel_makes(ctx, scope: Scope) -> dict[str, list[ChanMake]]:
@@ -881,26 +879,39 @@ def channel_protocol(ctx) -> set[tuple[str, str]]:
     if cache is not None:
         return cache
     cache = ctx.shared["go.goroutines.protocol"] = set()
-    for scope in (s for gf in ctx.package.files if b"<-" in gf.source.data for s in facts.file_scopes(ctx, gf)):
-        body = scope.body
-        if body is None:
+    by_scope: dict = {}  # function node id -> ([(offset, sent field)], [(offset, received field)])
+    for gf in ctx.package.files:
+        data = gf.source.data
+        if b"<-" not in data:
             continue
-        sent, received = [], []
-        for n in walk(body, prune=_prune_literals):
-            if n.type == "send_statement":
-                ch = n.child_by_field_name("channel")
-                if ch is not None and ch.type == "selector_expression":
-                    sent.append((n.start_byte, text(ch.child_by_field_name("field"))))
-            elif n.type == "unary_expression":
-                op = n.child_by_field_name("operator")
-                ch = n.child_by_field_name("operand")
-                if op is not None and text(op) == "<-" and ch is not None and ch.type == "selector_expression":
-                    received.append((n.start_byte, text(ch.child_by_field_name("field"))))
+        for path in paths_at(gf.source.root, _arrows(data)):
+            if len(path) < 3 or path[-1].type != "<-":
+                continue  # in a comment, a string
+            op = path[-2]
+            if op.type == "send_statement":
+                ch, side = op.child_by_field_name("channel"), 0
+            elif op.type == "unary_expression":
+                ch, side = op.child_by_field_name("operand"), 1
+            else:
+                continue  # a channel type
+            func = innermost_function(path, 2)
+            if func is None or ch is None or ch.type != "selector_expression":
+                continue
+            lists = by_scope.setdefault(func.id, ([], []))
+            lists[side].append((op.start_byte, text(ch.child_by_field_name("field"))))
+    for sent, received in by_scope.values():
         for sb, sf in sent:
             for rb, rf in received:
                 if rb > sb:
                     cache.add((sf, rf))
     return cache
+
+
+def _arrows(data: bytes):
+    i = data.find(b"<-")
+    while i >= 0:
+        yield i, i + 2
+        i = data.find(b"<-", i + 2)
 
 
 def signal_channels(ctx) -> set[str]:

@@ -27,24 +27,13 @@ quadratic. Nothing here recurses on the tree's depth.
 from __future__ import annotations
 
 from closelint.golang import facts, flow
-from closelint.treeutil import text
+from closelint.treeutil import path_to, text
 
 FUNCS = facts.FUNC_NODES
 LOOP = "for_statement"
 
 
 # ------------------------------------------------------------------------------------ where
-
-def path_to(node, root) -> list:
-    """The nodes from root down to node, both included ([] when node is not under root)."""
-    out = [root]
-    n = root
-    while n.id != node.id:
-        n = n.child_with_descendant(node)
-        if n is None:
-            return []
-        out.append(n)
-    return out
 
 
 def ancestors_of(node, root) -> list:
