@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from closelint.source import SourceFile
-from closelint.treeutil import text
+from closelint.treeutil import text, word_offsets
 
 _VERSION_ELEM = re.compile(r"^v\d+$")
 
@@ -64,9 +64,24 @@ class GoFile:
         self._package: str | None = None
         self._imports: dict[str, str] = {}  # local name -> import path
         self._dot_imports: list[str] = []
+        self._declared_names = _UNREAD
 
     def __repr__(self):
         return f"GoFile({self.source.path})"
+
+    @property
+    def declared_names(self) -> frozenset[bytes] | None:
+        """The package-level names the file declares, read from its bytes without a tree (gofmt layout:
+        see _declared_names); None when the file is not in that layout."""
+        if self._declared_names is _UNREAD:
+            self._declared_names = _declared_names(self.source.data)
+        return self._declared_names
+
+    def may_declare(self, name: bytes) -> bool:
+        names = self.declared_names
+        if names is None:
+            return next(word_offsets(self.source.data, name), None) is not None
+        return name in names
 
     def _read_header(self) -> None:
         if self._package is not None:
@@ -283,12 +298,9 @@ class GoPackage:
             return
         self._words_done.add(word)
         needle = word.encode()
-        pattern = None
         for gf in list(self._pending.values()):
-            if needle in gf.source.data:
-                pattern = pattern or re.compile(rb"(?<![\w])" + re.escape(needle) + rb"(?![\w])")
-                if pattern.search(gf.source.data):
-                    self._index(gf)
+            if needle in gf.source.data and gf.may_declare(needle):
+                self._index(gf)
 
     def _index_all(self) -> None:
         for gf in list(self._pending.values()):
@@ -365,6 +377,82 @@ class GoPackage:
 
     def field_type(self, struct: str, field_name: str) -> str | None:
         return self.struct_fields.get(struct.lstrip("*"), {}).get(field_name)
+
+
+_UNREAD = object()
+_DECLARATION_LINE = re.compile(rb"\n(func|type|var|const)[ \t(]")
+_IDENT = rb"[A-Za-z_\x80-\xff][\w\x80-\xff]*"
+_NAME = re.compile(_IDENT)
+_NAME_LIST = re.compile(_IDENT + rb"(?:[ \t]*,[ \t]*" + _IDENT + rb")*")
+
+
+def _declared_names(data: bytes) -> frozenset[bytes] | None:
+    """Names declared at package level, in gofmt layout: a declaration starts a line with func,
+    type, var or const; a group's specs start their lines with one tab and end at the `)` that starts
+    a line. `func (r *T) Name`, `func Name[T any]`, `var a, b = ...`, `const (\n\tA = iota\n\tB\n)`.
+    None when a declaration may not start its line: the file is not in that layout."""
+    if _outside_gofmt_layout(data):
+        return None
+    text = b"\n" + data
+    names: set[bytes] = set()
+    m = _DECLARATION_LINE.search(text)
+    while m is not None:
+        kw, j = m.group(1), m.end(1)
+        end = text.find(b"\n", j)
+        end = len(text) if end < 0 else end
+        rest = text[j:end].lstrip()
+        if kw == b"func":
+            if rest.startswith(b"("):  # a method: the name follows the receiver
+                rest = rest[_closing_paren(rest) + 1:].lstrip()
+            name = _NAME.match(rest)
+            if name:
+                names.add(name.group(0))
+        elif rest.startswith(b"("):  # a group: each spec starts a line with one tab
+            close = text.find(b"\n)", j)
+            close = len(text) if close < 0 else close
+            _add_names(names, rest[1:].lstrip(), tuple_names=kw != b"type")
+            for line in text[end + 1:close].split(b"\n"):
+                if line.startswith(b"\t") and not line.startswith(b"\t\t"):
+                    _add_names(names, line[1:], tuple_names=kw != b"type")
+            end = close
+        else:
+            _add_names(names, rest, tuple_names=kw != b"type")
+        m = _DECLARATION_LINE.search(text, end)
+    return frozenset(names)
+
+
+def _add_names(names: set, spec: bytes, tuple_names: bool) -> None:
+    m = (_NAME_LIST if tuple_names else _NAME).match(spec)
+    if m:
+        names.update(n.strip() for n in m.group(0).split(b","))
+
+
+def _closing_paren(s: bytes) -> int:
+    depth = 0
+    for k, c in enumerate(s):
+        if c == 40:  # (
+            depth += 1
+        elif c == 41:  # )
+            depth -= 1
+            if depth == 0:
+                return k
+    return len(s)
+
+
+_JOINED_DECLARATION = re.compile(rb";[ \t]*(?:func|type|var|const)\b")
+
+
+def _outside_gofmt_layout(data: bytes) -> bool:
+    """A declaration that may not start its line: `func Name` or `func (r T)` after indentation (a
+    literal is written `func(`; a non-gofmt literal `func (x int)` only makes this say yes, which is
+    safe), or a declaration after a `;`."""
+    i = data.find(b"func ")
+    while i >= 0:
+        line_start = data.rfind(b"\n", 0, i) + 1
+        if line_start < i and not data[line_start:i].strip():
+            return True
+        i = data.find(b"func ", i + 5)
+    return b";" in data and _JOINED_DECLARATION.search(data) is not None
 
 
 def _is_external_test(src: SourceFile) -> bool:

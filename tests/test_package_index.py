@@ -1,0 +1,50 @@
+"""The Go package index reads declared names from a file's bytes before deciding to parse it."""
+
+from __future__ import annotations
+
+from closelint.golang.package import _declared_names
+
+
+def test_names_of_every_top_level_form():
+    src = b"""package p
+
+import "os"
+
+func Open(p string) (*os.File, error) { return os.Open(p) }
+func (r *reader) Close() error { return nil }
+func (l *List[T]) Push(v T) {}
+func Map[T, U any](xs []T, f func(T) U) []U { return nil }
+type reader struct{ f *os.File }
+type (
+\tgroupA struct {
+\t\tfieldNotAName int
+\t}
+\tgroupB = int
+)
+var single = os.Stdout
+var a, b = 1, 2
+var (
+\tc, d int
+\te = map[string]int{
+\t\t"notAName": 1,
+\t}
+)
+const (
+\tA = iota
+\tB
+)
+const z = 1
+"""
+    names = _declared_names(src)
+    assert names == {b"Open", b"Close", b"Push", b"Map", b"reader", b"groupA", b"groupB", b"single",
+                     b"a", b"b", b"c", b"d", b"e", b"A", b"B", b"z"}
+
+
+def test_crlf_layout():
+    names = _declared_names(b"package p\r\n\r\nfunc F() {}\r\nconst (\r\n\tX = 1\r\n)\r\n")
+    assert names == {b"F", b"X"}
+
+
+def test_indented_declaration_is_not_read_from_bytes():
+    assert _declared_names(b"package p\n\n  func F() {}\n") is None
+    assert _declared_names(b"package p\n\nvar x = 1; func G() {}\n") is None
