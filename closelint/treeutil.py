@@ -102,6 +102,15 @@ def word_offsets(data: bytes, word: bytes, start: int = 0, end: int | None = Non
         i = data.find(word, j, end)
 
 
+def offsets(data: bytes, needle: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
+    """(start, end) of every occurrence of needle in data[start:end], for paths_at."""
+    end = len(data) if end is None else end
+    i = data.find(needle, start, end)
+    while i >= 0:
+        yield i, i + len(needle)
+        i = data.find(needle, i + len(needle), end)
+
+
 def _is_word_byte(b: int) -> bool:
     return b == 95 or 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122 or b >= 128
 

@@ -17,6 +17,7 @@ from fnmatch import fnmatchcase
 
 from closelint import parsing
 from closelint.golang import facts, goroutines as gr
+from closelint.golang.package import specs_of
 from closelint.treeutil import text, walk
 
 TOKENS = (b"go ", b"go\t")
@@ -721,16 +722,17 @@ def _goroutine_sends(ctx, start, target, names):
         for p, a in zip(params, start.args):
             if a.type == "identifier":
                 mapping[p] = text(a)
-        shadowed = _declared_in(body) | {p for p in params if p not in mapping}
+        shadowed = _declared_in(target) | {p for p in params if p not in mapping}
     else:
         mapping = {}
         for p, a in zip(target.params, start.args):
             if a.type == "identifier" and p.name:
                 mapping[p.name] = text(a)
-        shadowed = _declared_in(body) | {p.name for p in target.params if p.name not in mapping}
+        shadowed = _declared_in(target) | {p.name for p in target.params if p.name not in mapping}
         if not mapping:
             return []
-    for n in walk(body, prune=lambda x: x.type == "func_literal"):
+    for path in facts.own_tokens(target, "<-"):
+        n = path[-2]
         if n.type != "send_statement":
             continue
         ch = n.child_by_field_name("channel")
@@ -749,15 +751,18 @@ def _goroutine_sends(ctx, start, target, names):
     return out
 
 
-def _declared_in(body) -> set:
+def _declared_in(scope) -> set:
+    """Names scope's own body declares (`x := ...`, `var x ...`)."""
     out = set()
-    for n in walk(body, prune=lambda x: x.type == "func_literal"):
+    for path in facts.own_tokens(scope, ":=", "var"):
+        n = path[-2]
         if n.type == "short_var_declaration":
             left = n.child_by_field_name("left")
             if left is not None:
                 out |= {text(x) for x in left.named_children}
-        elif n.type == "var_spec":
-            out |= {text(x) for x in n.children_by_field_name("name")}
+        elif n.type == "var_declaration":
+            for spec in specs_of(n, "var_spec"):
+                out |= {text(x) for x in spec.children_by_field_name("name")}
     return out
 
 
@@ -832,13 +837,14 @@ def _field_send(ctx, start, names, messages):
         body = scope.body
         if body is None:
             continue
-        for n in walk(body, prune=lambda x: x.type == "func_literal"):
-            if n.type != "send_statement" or n.parent is None or n.parent.type == "communication_case":
+        for path in facts.own_tokens(scope, "<-"):
+            n = path[-2]
+            if n.type != "send_statement" or path[-3].type == "communication_case":
                 continue
             chan = n.child_by_field_name("channel")
             if chan is None or chan.type != "selector_expression":
                 continue
-            if any(a.type == "for_statement" for a in _between(n, scope.node)):
+            if any(a.type == "for_statement" for a in path[:-2]):
                 continue  # loops are shape 1's
             field = text(chan.child_by_field_name("field"))
             caps = gr.field_channel_makes(ctx).get(field)

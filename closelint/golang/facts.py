@@ -13,11 +13,14 @@ rule must not guess (precision first).
 
 from __future__ import annotations
 
+import heapq
 import re
+from collections.abc import Iterator
+from itertools import islice
 
 
-from closelint.golang.package import Function, GoFile, Param, handler_framework, params_of, receiver_of
-from closelint.treeutil import ancestors, paths_at, text, walk, word_offsets
+from closelint.golang.package import Function, GoFile, Param, handler_framework, params_of, receiver_of, specs_of
+from closelint.treeutil import ancestors, offsets, paths_at, text, walk, word_offsets
 
 FUNC_NODES = ("function_declaration", "method_declaration", "func_literal")
 LOOP_NODES = ("for_statement",)
@@ -319,6 +322,29 @@ def local_types(ctx, scope: Scope) -> dict[str, str]:
     return scope._types
 
 
+def own_tokens(scope: Scope, *tokens: str) -> Iterator[list]:
+    """Paths from scope's body down to each of the tokens (`:=`, `<-`, `var`) in it, nested function
+    literals excluded, in document order: path[-1] is the token, path[-2] the node it belongs to.
+
+    Found from the file's bytes: a walk visits every node of the body, and the rules ask this of
+    many bodies in which the token is rare."""
+    body = scope.body
+    if body is None:
+        return
+    data = scope.file.source.data
+    streams = [_token_spans(data, t.encode(), body.start_byte, body.end_byte) for t in tokens]
+    spans = heapq.merge(*streams) if len(streams) > 1 else streams[0]
+    for path in paths_at(body, spans):
+        if path[-1].type in tokens and not any(n.type == "func_literal" for n in islice(path, 1, len(path) - 1)):
+            yield path
+
+
+def _token_spans(data: bytes, token: bytes, start: int, end: int):
+    if token.isalpha():  # a keyword: a whole word only
+        return ((i, i + len(token)) for i in word_offsets(data, token, start, end))
+    return offsets(data, token, start, end)
+
+
 def _own_types(scope: Scope, inherited: dict) -> dict[str, str]:
     types = dict(inherited)
     fn = scope.function
@@ -331,12 +357,14 @@ def _own_types(scope: Scope, inherited: dict) -> dict[str, str]:
         if p.name and p.name != "_":
             types[p.name] = p.type.removeprefix("...")
     gofile = scope.file
-    for node in walk(scope.body, prune=lambda n: n.type == "func_literal") if scope.body else ():
-        if node.type == "var_spec":
-            t = node.child_by_field_name("type")
-            if t is not None:
-                for n in node.children_by_field_name("name"):
-                    types[text(n)] = gofile.qualify(t)
+    for path in own_tokens(scope, "var", ":="):
+        node = path[-2]
+        if node.type == "var_declaration":
+            for spec in specs_of(node, "var_spec"):
+                t = spec.child_by_field_name("type")
+                if t is not None:
+                    for n in spec.children_by_field_name("name"):
+                        types[text(n)] = gofile.qualify(t)
         elif node.type == "short_var_declaration":
             left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
             if left is None or right is None:

@@ -228,20 +228,26 @@ def resolve_call(ctx, scope: Scope, call) -> Scope | None:
 def _local_literal(scope: Scope, name: str, before):
     """`worker := func() {...}` in scope (or an enclosing one) before `before`: the literal."""
     s = scope
+    needle = name.encode()
     while s is not None:
         body = s.body
         if body is not None:
             found = None
-            for n in walk(body, prune=_prune_literals):
-                if n.start_byte >= before.start_byte:
-                    break
-                if n.type in ("short_var_declaration", "assignment_statement"):
-                    left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
-                    if left is None or right is None:
-                        continue
-                    for lhs, rhs in zip(left.named_children, right.named_children):
-                        if text(lhs) == name and rhs.type == "func_literal":
-                            found = rhs
+            data = s.file.source.data
+            uses = ((i, i + len(needle)) for i in word_offsets(data, needle, body.start_byte, before.start_byte))
+            for path in paths_at(body, uses):
+                if len(path) < 4 or path[-1].type != "identifier" or path[-2].type != "expression_list" \
+                        or any(n.type == "func_literal" for n in path[1:-1]):
+                    continue
+                n = path[-3]
+                if n.type not in ("short_var_declaration", "assignment_statement"):
+                    continue
+                left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+                if left is None or right is None or left != path[-2]:
+                    continue
+                for lhs, rhs in zip(left.named_children, right.named_children):
+                    if lhs == path[-1] and rhs.type == "func_literal":
+                        found = rhs
             if found is not None:
                 return found
         s = s.parent

@@ -91,7 +91,7 @@ class GoFile:
             if child.type == "package_clause":
                 self._package = text(child.named_children[0]) if child.named_children else ""
             elif child.type == "import_declaration":
-                for spec in _specs(child, "import_spec"):
+                for spec in specs_of(child, "import_spec"):
                     self._import(spec)
 
     def _import(self, spec) -> None:
@@ -358,7 +358,7 @@ class GoPackage:
                         self._put(self.struct_fields.data, name, _struct_fields(tnode, gf), rank)
             elif t in ("var_declaration", "const_declaration"):
                 table = self.globals if t == "var_declaration" else self.consts
-                for spec in _specs(child, "var_spec" if t == "var_declaration" else "const_spec"):
+                for spec in specs_of(child, "var_spec" if t == "var_declaration" else "const_spec"):
                     for n in spec.children_by_field_name("name"):
                         self._put(table.data, text(n), (gf, spec), rank)
 
@@ -467,7 +467,7 @@ def _is_external_test(src: SourceFile) -> bool:
     return line.rstrip().endswith(b"_test")
 
 
-def _specs(decl, kind: str) -> list:
+def specs_of(decl, kind: str) -> list:
     """The specs of a declaration, also inside a parenthesized list (`var ( a = 1; b int )`)."""
     out = []
     for c in decl.named_children:
