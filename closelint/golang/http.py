@@ -189,8 +189,6 @@ class HttpFacts:
     def __init__(self, ctx):
         self.ctx = ctx
         self.pkg = ctx.package
-        self.scopes: list[Scope] = gofacts.scopes(ctx)
-        self.by_node = {s.node.id: s for s in self.scopes}
         self._info: dict = {}
         self._bindings: dict = {}
         self._fields: dict = {}
@@ -204,18 +202,24 @@ class HttpFacts:
 
     # ---------------------------------------------------------------- scopes
 
+    @property
+    def scopes(self) -> list[Scope]:
+        """Every scope of the package (parses every file): for the package-wide questions only
+        (callers, middleware signals); the rest asks for scopes by node or by file."""
+        return gofacts.scopes(self.ctx)
+
     def scope_of(self, node) -> Scope | None:
         """The innermost function (declaration or literal) around node."""
-        fid = self._call_scope.get(node.id) if node.type == "call_expression" else None
-        if fid is not None:
-            return self.by_node.get(fid)
+        owner = self._call_scope.get(node.id) if node.type == "call_expression" else None
+        if owner is not None:
+            return gofacts.scope_at(self.ctx, owner)
         for anc in _ancestors(node):
             if anc.type in FUNC_NODES:
-                return self.by_node.get(anc.id)
+                return gofacts.scope_at(self.ctx, anc)
         return None
 
     def file_scopes(self, gofile):
-        return [s for s in self.scopes if s.file is gofile]
+        return gofacts.file_scopes(self.ctx, gofile)
 
     def calls_in(self, gofile) -> list:
         """Every call expression of a file, in document order (one C-side query)."""
@@ -250,7 +254,7 @@ class HttpFacts:
                     owner = f
                     break
             if owner is not None:
-                self._call_scope[call.id] = owner.id
+                self._call_scope[call.id] = owner
                 by_scope.setdefault(owner.id, []).append(call)
         self._memo[("own_calls", id(gofile))] = by_scope
 
@@ -735,7 +739,7 @@ class HttpFacts:
         return None
 
     def scope_of_function(self, fn) -> Scope | None:
-        return self.by_node.get(fn.node.id) if fn is not None else None
+        return gofacts.scope_at(self.ctx, fn.node) if fn is not None else None
 
     # ---------------------------------------------------------------- package-wide signals
 
