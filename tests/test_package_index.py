@@ -48,3 +48,32 @@ def test_crlf_layout():
 def test_indented_declaration_is_not_read_from_bytes():
     assert _declared_names(b"package p\n\n  func F() {}\n") is None
     assert _declared_names(b"package p\n\nvar x = 1; func G() {}\n") is None
+
+
+def test_header_read_from_bytes():
+    from closelint.golang.package import _header_from_bytes
+
+    src = b"""// Copyright
+/* block
+   comment */
+package store // trailing
+
+import "os"
+import (
+\t"net/http" // why
+\tkafka "github.com/segmentio/kafka-go"
+\t. "strings"
+\t_ "embed"
+\tr `regexp`
+)
+
+import "C"
+
+func F() {}
+"""
+    assert _header_from_bytes(src) == ("store", [(None, "os"), (None, "net/http"),
+                                                 ("kafka", "github.com/segmentio/kafka-go"), (".", "strings"),
+                                                 ("_", "embed"), ("r", "regexp"), (None, "C")])
+    assert _header_from_bytes(b"package p; import \"os\"; func F() {}") == ("p", [(None, "os")])
+    assert _header_from_bytes(b"package p\nimport (\n\t\"os\"\n") is None  # cut short: the tree decides
+    assert _header_from_bytes(b"\xef\xbb\xbfpackage p\n") is None

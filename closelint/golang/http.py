@@ -303,8 +303,8 @@ class HttpFacts:
         """Function literals served by httptest.NewServer(...) in non-test files (test helpers)."""
         out = set()
         for gf in self.pkg.files:
-            if _HTTPTEST not in gf.imports.values():
-                continue
+            if gf.path.name.endswith("_test.go") or _HTTPTEST not in gf.imports.values():
+                continue  # a test file's literals are test code already
             for call in self.calls_in(gf):
                 pkg, name = gofacts.call_name(gf, call)
                 if pkg == _HTTPTEST and name in _TEST_SERVERS:
@@ -702,15 +702,29 @@ class HttpFacts:
     # ---------------------------------------------------------------- call graph
 
     def callers(self, function_node) -> list:
-        """[(caller scope, call node)] of a package function or method, from the package's files."""
+        """[(caller scope, call node)] of a package function or method, from the package's files:
+        the calls by its name in the files whose text holds that name."""
         if self._callers is None:
             self._callers = {}
-            for scope in self.scopes:
-                for call in self._own_calls(scope):
-                    target = self.callee(scope, call)
-                    if target is not None:
-                        self._callers.setdefault(target.node.id, []).append((scope, call))
-        return self._callers.get(function_node.id, [])
+        got = self._callers.get(function_node.id)
+        if got is not None:
+            return got
+        got = self._callers[function_node.id] = []
+        name = text(function_node.child_by_field_name("name"))
+        needle = name.encode()
+        for gf in self.pkg.files:
+            if needle not in gf.source.data:
+                continue
+            for call in self.calls_in(gf):
+                if _called_name(call) != name:
+                    continue
+                scope = self.scope_of(call)
+                target = self.callee(scope, call) if scope is not None else None
+                if target is not None and target.node.id == function_node.id:
+                    got.append((scope, call))
+        got.sort(key=lambda sc: (str(sc[0].file.path), sc[0].node.start_byte, -sc[0].node.end_byte,
+                                 sc[1].start_byte))  # scope by scope, as the package reads
+        return got
 
     def callee(self, scope, call):
         """The package Function a call runs: `f(x)`, `s.m(x)` on a receiver of a package type."""

@@ -86,6 +86,17 @@ class GoFile:
     def _read_header(self) -> None:
         if self._package is not None:
             return
+        header = _header_from_bytes(self.source.data)
+        if header is not None:  # the common case: no tree needed to know a file's imports
+            self._package, specs = header
+            for name, ipath in specs:
+                if name is None:
+                    self._imports[default_package_name(ipath)] = ipath
+                elif name == ".":
+                    self._dot_imports.append(ipath)
+                elif name != "_":
+                    self._imports[name] = ipath
+            return
         self._package = ""
         for child in self.source.root.named_children:
             if child.type == "package_clause":
@@ -377,6 +388,65 @@ class GoPackage:
 
     def field_type(self, struct: str, field_name: str) -> str | None:
         return self.struct_fields.get(struct.lstrip("*"), {}).get(field_name)
+
+
+# The tokens of a file's header: comments, strings, words, and the punctuation of import lists.
+_HEADER_TOKEN = re.compile(rb'\s+|//[^\n]*|/\*.*?\*/|"(?:[^"\\\n]|\\.)*"|`[^`]*`|[A-Za-z_\x80-\xff][\w\x80-\xff]*|[.();]',
+                           re.S)
+
+
+def _header_from_bytes(data: bytes):
+    """(package name, [(import name or None, import path)]) read from the tokens of the package
+    clause and the import declarations; None when they are not plainly that (a syntax error, an
+    unexpected token), and the tree decides."""
+    pos, n = 0, len(data)
+
+    def token():
+        nonlocal pos
+        while pos < n:
+            m = _HEADER_TOKEN.match(data, pos)
+            if m is None:
+                return None
+            pos = m.end()
+            t = m.group(0)
+            if not (t[:1].isspace() or t.startswith((b"//", b"/*"))):
+                return t
+        return b""
+
+    if token() != b"package":
+        return None
+    name = token()
+    if not name or not _NAME.fullmatch(name):
+        return None
+    specs: list = []
+    t = token()
+    while t == b";":
+        t = token()
+    while t == b"import":
+        t = token()
+        group = t == b"("
+        if group:
+            t = token()
+        while True:
+            if group and t == b")":
+                t = token()
+                break
+            alias = None
+            if t == b"." or (t and _NAME.fullmatch(t)):
+                alias, t = t.decode("utf-8", "replace"), token()
+            if not t or t[:1] not in (b'"', b"`"):
+                return None
+            specs.append((alias, t[1:-1].decode("utf-8", "replace")))
+            t = token()
+            while t == b";":
+                t = token()
+            if not group:
+                break
+        while t == b";":
+            t = token()
+    if t is None:
+        return None
+    return name.decode("utf-8", "replace"), specs
 
 
 _UNREAD = object()
