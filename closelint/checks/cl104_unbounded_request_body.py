@@ -66,8 +66,8 @@ def check(ctx):
     for gofile in targets:
         if http.path_matches(gofile.path, rule.limited_paths):
             continue
-        if not any(t in gofile.source.data for t in TOKENS):
-            continue  # no function of this file receives a request: its calls cannot be sinks
+        if not any(t in gofile.source.data for t in TOKENS) or hf.file_is_test(gofile):
+            continue  # no function of this file receives a request outside tests: no call is a sink
         seen_lines = set()
         for call in hf.calls_in(gofile):
             scope = hf.scope_of(call)

@@ -283,12 +283,16 @@ class HttpFacts:
             fw = None
         return ScopeInfo(fw, handler, request_params, ctx_params, self._is_test(scope))
 
+    @staticmethod
+    def file_is_test(gf) -> bool:
+        """All of the file is test code: a _test.go file, a test package, a file that imports httptest."""
+        if gf.path.name.endswith("_test.go") or gf.package.endswith("_test") or _TEST_PACKAGE.search(gf.package or ""):
+            return True
+        return _HTTPTEST in gf.imports.values() or _HTTPTEST in gf.dot_imports
+
     def _is_test(self, scope: Scope) -> bool:
         gf = scope.file
-        name = gf.path.name
-        if name.endswith("_test.go") or gf.package.endswith("_test") or _TEST_PACKAGE.search(gf.package or ""):
-            return True
-        if _HTTPTEST in gf.imports.values() or _HTTPTEST in gf.dot_imports:
+        if self.file_is_test(gf):
             return True
         if self._test_literals is None:
             self._test_literals = self._httptest_literals()
