@@ -102,6 +102,11 @@ def word_offsets(data: bytes, word: bytes, start: int = 0, end: int | None = Non
         i = data.find(word, j, end)
 
 
+def word_spans(data: bytes, word: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
+    """(start, end) of every whole-word occurrence of word, for paths_at."""
+    return ((i, i + len(word)) for i in word_offsets(data, word, start, end))
+
+
 def offsets(data: bytes, needle: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
     """(start, end) of every occurrence of needle in data[start:end], for paths_at."""
     end = len(data) if end is None else end

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from closelint.golang import facts, flow, loops
-from closelint.treeutil import ancestors, paths_at, text, walk, word_offsets
+from closelint.treeutil import ancestors, paths_at, text, walk, word_offsets, word_spans
 
 TOKENS = (b"defer",)
 
@@ -49,7 +49,7 @@ def defers_in_loops(root, data: bytes) -> list:
     enclosing for statement or function is a for statement. Defers are found from the text (no query
     over the whole tree), their ancestors walking down from the root."""
     out = []
-    keywords = ((pos, pos + 5) for pos in word_offsets(data, b"defer"))
+    keywords = word_spans(data, b"defer")
     for path in paths_at(root, keywords):
         if len(path) < 2 or path[-1].type != "defer" or path[-2].type != "defer_statement":
             continue  # in a comment, a string, an identifier

@@ -20,7 +20,7 @@ from itertools import islice
 
 
 from closelint.golang.package import Function, GoFile, Param, handler_framework, params_of, receiver_of, specs_of
-from closelint.treeutil import ancestors, offsets, paths_at, text, walk, word_offsets
+from closelint.treeutil import ancestors, offsets, paths_at, text, word_spans
 
 FUNC_NODES = ("function_declaration", "method_declaration", "func_literal")
 LOOP_NODES = ("for_statement",)
@@ -156,7 +156,7 @@ def _scope_index(ctx) -> dict:
 def _literals_in(index: dict, gofile: GoFile, top) -> list:
     """The function literals inside a top-level declaration, outer ones first, found from the `func`
     keywords of its text (a query would visit every node of the file)."""
-    keywords = ((pos, pos + 4) for pos in word_offsets(gofile.source.data, b"func", top.start_byte + 1, top.end_byte))
+    keywords = word_spans(gofile.source.data, b"func", top.start_byte + 1, top.end_byte)
     out = []
     for path in paths_at(gofile.source.root, keywords):
         if len(path) >= 2 and path[-1].type == "func" and path[-2].type == "func_literal":
@@ -341,7 +341,7 @@ def own_tokens(scope: Scope, *tokens: str) -> Iterator[list]:
 
 def _token_spans(data: bytes, token: bytes, start: int, end: int):
     if token.isalpha():  # a keyword: a whole word only
-        return ((i, i + len(token)) for i in word_offsets(data, token, start, end))
+        return word_spans(data, token, start, end)
     return offsets(data, token, start, end)
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from closelint.golang import facts
-from closelint.treeutil import text, walk
+from closelint.treeutil import text
 
 _KEY = "go.flow"
 

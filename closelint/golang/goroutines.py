@@ -26,7 +26,7 @@ from fnmatch import fnmatchcase
 from closelint import parsing
 from closelint.golang import facts
 from closelint.golang.facts import FUNC_NODES, Scope, innermost_function
-from closelint.treeutil import path_to, paths_at, text, walk, word_offsets
+from closelint.treeutil import path_to, paths_at, text, walk, word_spans
 
 _BREAK_TARGETS = ("for_statement", "expression_switch_statement", "type_switch_statement", "select_statement")
 _CONTEXT_TYPES = ("context.Context",)
@@ -172,7 +172,7 @@ def go_statements(ctx) -> list[GoStart]:
             data = gofile.source.data
             if not gofile.source.is_target or not _has_go_statement(data):
                 continue  # no `go` statement: no tree needed
-            keywords = ((pos, pos + 2) for pos in word_offsets(data, b"go"))
+            keywords = word_spans(data, b"go")
             for path in paths_at(gofile.source.root, keywords):
                 if len(path) < 2 or path[-1].type != "go" or path[-2].type != "go_statement":
                     continue  # in a comment, a string, a label
@@ -234,7 +234,7 @@ def _local_literal(scope: Scope, name: str, before):
         if body is not None:
             found = None
             data = s.file.source.data
-            uses = ((i, i + len(needle)) for i in word_offsets(data, needle, body.start_byte, before.start_byte))
+            uses = word_spans(data, needle, body.start_byte, before.start_byte)
             for path in paths_at(body, uses):
                 if len(path) < 4 or path[-1].type != "identifier" or path[-2].type != "expression_list" \
                         or any(n.type == "func_literal" for n in path[1:-1]):
@@ -812,7 +812,7 @@ def _fields_from_locals(ctx, gofile, names):
     `&S{ch: ch}`, `s.ch = ch`; found from the places the names occur."""
     data, root = gofile.source.data, gofile.source.root
     for name in names:
-        uses = ((pos, pos + len(name)) for pos in word_offsets(data, name.encode()))
+        uses = word_spans(data, name.encode())
         for path in paths_at(root, uses):
             if len(path) < 4 or path[-1].type != "identifier":
                 continue

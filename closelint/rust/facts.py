@@ -17,13 +17,14 @@ computation. Nothing here recurses on the tree's depth.
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from closelint import parsing
-from closelint.treeutil import text, walk
+from closelint.treeutil import paths_at, text, walk, word_spans
 
 KEY = "closelint.rust.facts"
 
@@ -34,7 +35,6 @@ BODY_BOUNDARIES = ("closure_expression", "async_block", "function_item", "const_
                    "impl_item", "trait_item", "mod_item")
 # A query walks the whole tree: patterns that are always needed share one pass per file; the calls
 # (needed only to look at a function's callers) are found on first use.
-_INDEX_Q = "(function_item) @fn (mod_item !body) @moddecl"
 _CALLS_Q = """
 (macro_invocation (token_tree) @tt)
 (call_expression function: [
@@ -366,6 +366,49 @@ class Where:
         return None
 
 
+def _items(src) -> dict:
+    """The file's functions with their ancestors (innermost first), and its `mod name;` declarations,
+    found from the `fn` and `mod` keywords of its text (a query would visit every node). A function
+    nested more than MAX_UP levels deep is left out, as `up` would."""
+    data = src.data
+    keywords = heapq.merge(word_spans(data, b"fn"), word_spans(data, b"mod"))
+    fns, mods = [], []
+    for path in paths_at(src.root, keywords):
+        if len(path) < 2:
+            continue
+        kw, item = path[-1], path[-2]
+        if kw.type == "fn" and item.type == "function_item" and len(path) - 2 <= MAX_UP:
+            fns.append((item, path[-3::-1]))
+        elif kw.type == "mod" and item.type == "mod_item" and item.child_by_field_name("body") is None:
+            mods.append(item)
+    return {"fn": fns, "moddecl": mods}
+
+
+def _calls_named(src, names) -> list:
+    """The calls whose callee ends in one of names, in document order: `f(..)`, `a::f(..)`,
+    `x.f(..)`, `f::<T>(..)`, `a::f::<T>(..)`; found where the names occur in the text."""
+    data = src.data
+    spans = heapq.merge(*[word_spans(data, n.encode()) for n in set(names)])
+    out = []
+    for path in paths_at(src.root, spans):
+        i = len(path) - 1
+        node = path[i]
+        if i < 1 or node.type not in ("identifier", "field_identifier"):
+            continue
+        parent = path[i - 1]
+        if (parent.type == "scoped_identifier" and parent.child_by_field_name("name") == node) or (
+                parent.type == "field_expression" and parent.child_by_field_name("field") == node):
+            node, i = parent, i - 1
+            parent = path[i - 1] if i >= 1 else None
+        if parent is not None and parent.type == "generic_function" and node.type != "field_expression" \
+                and parent.child_by_field_name("function") == node:
+            node, i = parent, i - 1
+            parent = path[i - 1] if i >= 1 else None
+        if parent is not None and parent.type == "call_expression" and parent.child_by_field_name("function") == node:
+            out.append(parent)
+    return out
+
+
 class UnitFacts:
     def __init__(self, sources, vocab: Vocab, read=None):
         self.vocab = vocab
@@ -391,8 +434,8 @@ class UnitFacts:
         test_mods = set()
         self._index: dict = {}
         for src in sources:
-            self._index[src] = parsing.captures("rust", _INDEX_Q, src.root)
-            for n in self._index[src].get("moddecl", ()):
+            self._index[src] = _items(src)
+            for n in self._index[src]["moddecl"]:
                 if any(_is_cfg_test(*_attribute_path(a)) for a in leading_attributes(n)):
                     test_mods.add(text(n.child_by_field_name("name")))
         folder_is_test = bool(sources) and _declared_as_test(sources[0].path.parent, read)
@@ -408,14 +451,9 @@ class UnitFacts:
     # -------------------------------------------------------------------------------- functions
 
     def _index_functions(self, rf: RustFile) -> None:
-        fns = self._index[rf.source].get("fn", [])
-        for node in fns:
+        for node, chain in self._index[rf.source]["fn"]:
             impl_type = None
             test = rf.is_test_file
-            try:
-                chain = list(up(node))
-            except TooDeep:
-                continue  # a function nested this deep is left out of the index
             for a in chain:
                 if a.type == "impl_item" and impl_type is None:
                     t = a.child_by_field_name("type")
@@ -821,13 +859,9 @@ class UnitFacts:
         names = self.vocab.spawn_names()
         if not any(n.encode() in rf.source.data for n in names):
             return
-        q = ('((call_expression function: [(identifier) @n (scoped_identifier name: (identifier) @n) '
-             '(field_expression field: (field_identifier) @n) (generic_function function: '
-             '[(identifier) @n (scoped_identifier name: (identifier) @n)])]) @call '
-             '(#any-of? @n ' + " ".join(f'"{n}"' for n in names) + '))')
         paths = dict(self.vocab.spawns)
         receivers = set(self.vocab.spawn_receivers)
-        for call in parsing.captures("rust", q, rf.source.root).get("call", []):
+        for call in _calls_named(rf.source, names):
             fnode = call.child_by_field_name("function")
             args = call.child_by_field_name("arguments")
             arg = args.named_children[0] if args is not None and args.named_child_count else None
