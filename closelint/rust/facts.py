@@ -23,7 +23,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from closelint import parsing
 from closelint.treeutil import paths_at, text, walk, word_spans
 
 KEY = "closelint.rust.facts"
@@ -33,18 +32,6 @@ SPAWN_METHODS = ("spawn", "spawn_local", "spawn_blocking")  # `rt.spawn(..)`, `B
 # Nodes whose inside is a different body: `return`, `?` and `break` there do not leave ours.
 BODY_BOUNDARIES = ("closure_expression", "async_block", "function_item", "const_item", "static_item",
                    "impl_item", "trait_item", "mod_item")
-# A query walks the whole tree: patterns that are always needed share one pass per file; the calls
-# (needed only to look at a function's callers) are found on first use.
-_CALLS_Q = """
-(macro_invocation (token_tree) @tt)
-(call_expression function: [
-   (identifier) @name
-   (scoped_identifier name: (identifier) @name)
-   (field_expression field: (field_identifier) @name)
-   (generic_function function: [(identifier) @name
-                                (scoped_identifier name: (identifier) @name)
-                                (field_expression field: (field_identifier) @name)])]) @call
-"""
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
 _ACRONYM = re.compile(r"([A-Z]+)([A-Z][a-z])")
 _WS = re.compile(r"\s+")
@@ -283,11 +270,23 @@ def type_head(type_node, unwrap=("Box", "Pin", "Option")) -> tuple[str, bool]:
 
 # ----------------------------------------------------------------------------------------- model
 
-@dataclass(eq=False)
 class RustFile:
-    source: object
-    imports: dict = field(default_factory=dict)  # local name -> full path
-    is_test_file: bool = False
+    """One .rs file of the unit. Its `use` imports are read from the tree on first use."""
+
+    def __init__(self, source, is_test_file: bool = False, imports: dict | None = None):
+        self.source = source
+        self.is_test_file = is_test_file
+        self._imports = imports
+
+    def __repr__(self):
+        return f"RustFile({self.source.path})"
+
+    @property
+    def imports(self) -> dict:
+        """local name -> full path"""
+        if self._imports is None:
+            self._imports = _imports(self.source.root)
+        return self._imports
 
     def resolve_path(self, path: str) -> str:
         """`task::spawn` -> `tokio::task::spawn` when `use tokio::task;` is in the file."""
@@ -384,11 +383,11 @@ def _items(src) -> dict:
     return {"fn": fns, "moddecl": mods}
 
 
-def _calls_named(src, names) -> list:
+def _calls_named(src, names, in_macros: bool = False) -> list:
     """The calls whose callee ends in one of names, in document order: `f(..)`, `a::f(..)`,
-    `x.f(..)`, `f::<T>(..)`, `a::f::<T>(..)`; found where the names occur in the text."""
-    data = src.data
-    spans = heapq.merge(*[word_spans(data, n.encode()) for n in set(names)])
+    `x.f(..)`, `f::<T>(..)`, `a::f::<T>(..)`, `x.f::<T>(..)`; found where the names occur in the
+    text. in_macros: also the `f` of an `f(..)` written in a macro's tokens (they are not parsed)."""
+    spans = heapq.merge(*[word_spans(src.data, n.encode()) for n in set(names)])
     out = []
     for path in paths_at(src.root, spans):
         i = len(path) - 1
@@ -396,17 +395,46 @@ def _calls_named(src, names) -> list:
         if i < 1 or node.type not in ("identifier", "field_identifier"):
             continue
         parent = path[i - 1]
+        if in_macros and parent.type == "token_tree" and node.type == "identifier":
+            nxt = node.next_sibling
+            if nxt is not None and nxt.type == "token_tree" and nxt.text[:1] == b"(" and \
+                    any(a.type == "macro_invocation" for a in path[:i - 1]):
+                out.append(node)
+            continue
         if (parent.type == "scoped_identifier" and parent.child_by_field_name("name") == node) or (
                 parent.type == "field_expression" and parent.child_by_field_name("field") == node):
             node, i = parent, i - 1
             parent = path[i - 1] if i >= 1 else None
-        if parent is not None and parent.type == "generic_function" and node.type != "field_expression" \
-                and parent.child_by_field_name("function") == node:
+        if parent is not None and parent.type == "generic_function" and parent.child_by_field_name("function") == node:
             node, i = parent, i - 1
             parent = path[i - 1] if i >= 1 else None
         if parent is not None and parent.type == "call_expression" and parent.child_by_field_name("function") == node:
             out.append(parent)
     return out
+
+
+class _FnsByName:
+    """name -> [Fn] of the unit, indexing on a lookup the files whose text declares `fn name`."""
+
+    def __init__(self, facts: "UnitFacts"):
+        self._facts = facts
+        self.data: dict[str, list] = {}
+
+    def get(self, name: str, default=None):
+        self._facts._index_files_declaring(name)
+        return self.data.get(name, default)
+
+    def __contains__(self, name: str) -> bool:
+        self._facts._index_files_declaring(name)
+        return name in self.data
+
+
+_TEST_MODULE_HINT = re.compile(rb"\bmod\s+\w+\s*;")
+
+
+def _may_declare_test_module(data: bytes) -> bool:
+    """A `mod name;` declaration and a cfg naming test in the file: only then is its tree read."""
+    return b"cfg" in data and b"test" in data and _TEST_MODULE_HINT.search(data) is not None
 
 
 class UnitFacts:
@@ -421,37 +449,78 @@ class UnitFacts:
         self._reach: dict = {}
         self.files: list[RustFile] = []
         self.fns: list[Fn] = []
-        self.by_name: dict[str, list[Fn]] = {}
         self._fn_by_node: dict = {}
         self._spawns: list[Spawn] | None = None
         self._spawn_by_arg: dict = {}
-        self._calls: dict[str, list] | None = None
+        self._calls: dict[str, list] = {}
         self._startup_reach: dict = {}
         self._abort_fields: set | None = None
         self._nouns = frozenset(vocab.per_request_words)
         self._loop_nouns = frozenset(vocab.loop_words)
         self._modules = {src.path.stem for src in sources}
+        # Files are parsed and their functions indexed only when a question needs them: a spawn in
+        # them, a function of that name, a node inside them.
+        self._unindexed: dict = {}  # id(RustFile) -> RustFile
+        self._rank: dict = {}  # id(RustFile) -> its position in self.files
+        self.by_name = _FnsByName(self)
         test_mods = set()
         self._index: dict = {}
         for src in sources:
-            self._index[src] = _items(src)
-            for n in self._index[src]["moddecl"]:
-                if any(_is_cfg_test(*_attribute_path(a)) for a in leading_attributes(n)):
-                    test_mods.add(text(n.child_by_field_name("name")))
+            if _may_declare_test_module(src.data):
+                for n in self._items(src)["moddecl"]:
+                    if any(_is_cfg_test(*_attribute_path(a)) for a in leading_attributes(n)):
+                        test_mods.add(text(n.child_by_field_name("name")))
         folder_is_test = bool(sources) and _declared_as_test(sources[0].path.parent, read)
         for src in sources:
-            rf = RustFile(src, _imports(src.root),
-                          folder_is_test or _is_test_file(src.path) or src.path.stem in test_mods)
-            if any(_is_cfg_test(*_attribute_path(n)) for n in src.root.children
-                   if n.type == "inner_attribute_item"):
+            rf = RustFile(src, folder_is_test or _is_test_file(src.path) or src.path.stem in test_mods)
+            if b"#![" in src.data and any(_is_cfg_test(*_attribute_path(n)) for n in src.root.children
+                                           if n.type == "inner_attribute_item"):
                 rf.is_test_file = True
+            self._rank[id(rf)] = len(self.files)
             self.files.append(rf)
-            self._index_functions(rf)
+            self._unindexed[id(rf)] = rf
+
+    def _fn_order(self, fn: "Fn") -> tuple:
+        return self._rank[id(fn.file)], fn.node.start_byte
+
+    def _items(self, src) -> dict:
+        got = self._index.get(src)
+        if got is None:
+            got = self._index[src] = _items(src)
+        return got
+
+    def _index_file(self, rf: RustFile) -> bool:
+        """Index rf's functions unless done; True when this call did it."""
+        if self._unindexed.pop(id(rf), None) is None:
+            return False
+        self._index_functions(rf)
+        return True
+
+    def _index_files_declaring(self, name: str) -> None:
+        needle = name.encode()
+        pattern = None
+        for rf in list(self._unindexed.values()):
+            if needle in rf.source.data:
+                pattern = pattern or re.compile(rb"\bfn\s+" + re.escape(needle) + rb"\b")
+                if pattern.search(rf.source.data):
+                    self._index_file(rf)
+
+    def _fn_at(self, node) -> "Fn | None":
+        """The Fn of a function_item node, indexing its file first if needed."""
+        fn = self._fn_by_node.get(node)
+        if fn is None and self._unindexed:
+            for rf in self.files:
+                src = rf.source
+                if id(rf) in self._unindexed and src._tree is not None and (
+                        src.root == node or src.root.child_with_descendant(node) is not None):
+                    self._index_file(rf)
+                    return self._fn_by_node.get(node)
+        return fn
 
     # -------------------------------------------------------------------------------- functions
 
     def _index_functions(self, rf: RustFile) -> None:
-        for node, chain in self._index[rf.source]["fn"]:
+        for node, chain in self._items(rf.source)["fn"]:
             impl_type = None
             test = rf.is_test_file
             for a in chain:
@@ -480,14 +549,16 @@ class UnitFacts:
                 p in self.vocab.startup_attributes for p, _ in attrs)
             fn = Fn(rf, node, name, impl_type, is_async, params, has_self, attrs, test, startup)
             self.fns.append(fn)
-            self.by_name.setdefault(name, []).append(fn)
+            same = self.by_name.data.setdefault(name, [])
+            same.append(fn)
+            same.sort(key=self._fn_order)  # as a full index would list them, whatever asked first
             self._fn_by_node[node] = fn
 
     def fn_of(self, node) -> Fn | None:
         try:
             for a in up(node):
                 if a.type == "function_item":
-                    return self._fn_by_node.get(a)
+                    return self._fn_at(a)
         except TooDeep:
             pass
         return None
@@ -523,7 +594,7 @@ class UnitFacts:
         """[(RustFile, call node)] that may call fn: by name, free calls for free functions and
         method or `Type::` calls for methods (names are not resolved further)."""
         out = []
-        for rf, call in self.calls_by_name().get(fn.name, ()):
+        for rf, call in self.calls_named(fn.name):
             if call.type != "call_expression":
                 if _macro_call_matches(call, fn):
                     out.append((rf, call))  # a call written inside a macro
@@ -588,26 +659,17 @@ class UnitFacts:
         self._startup_reach[key] = out
         return out
 
-    def calls_by_name(self) -> dict[str, list]:
-        """{called name: [(RustFile, call node)]} over the whole unit."""
-        if self._calls is None:
-            self._calls = {}
+    def calls_named(self, name: str) -> list:
+        """[(RustFile, call node)] of the calls of `name` in the unit, found where the name occurs in
+        the text: `f(..)`, `a::f(..)`, `x.f(..)`, `f::<T>(..)`, and the `f` of an `f(..)` written
+        inside a macro's tokens (`tokio::join!(serve(), metrics())`, `info!("{}", f())`)."""
+        got = self._calls.get(name)
+        if got is None:
+            got = self._calls[name] = []
             for rf in self.files:
-                caps = parsing.captures("rust", _CALLS_Q, rf.source.root)
-                for n in caps.get("name", ()):
-                    call = n.parent
-                    while call is not None and call.type != "call_expression":
-                        call = call.parent
-                    if call is not None:
-                        self._calls.setdefault(text(n), []).append((rf, call))
-                # calls written inside macros: `tokio::join!(serve(), metrics())`, `info!("{}", f())`
-                for tt in caps.get("tt", ()):
-                    for n in walk(tt):
-                        if n.type == "identifier" and n.parent.type == "token_tree":
-                            nxt = n.next_sibling
-                            if nxt is not None and nxt.type == "token_tree" and nxt.text[:1] == b"(":
-                                self._calls.setdefault(text(n), []).append((rf, n))
-        return self._calls
+                if name.encode() in rf.source.data:
+                    got.extend((rf, n) for n in _calls_named(rf.source, (name,), in_macros=True))
+        return got
 
     def startup_only(self, fn: Fn | None, depth: int = 4) -> bool:
         """fn is `main`, or every call of it in the unit is (transitively) from start-up code."""
@@ -651,7 +713,7 @@ class UnitFacts:
         if self.startup_only(fn):
             return "startup"
         view = self._crate_view(fn, depth)
-        vfn = view._fn_by_node.get(fn.node) if view is not None else None
+        vfn = view._fn_at(fn.node) if view is not None else None
         return view._reach_of(vfn, depth) if vfn is not None else self._reach_of(fn, depth)
 
     def public_api(self, fn: Fn) -> bool:
@@ -728,7 +790,7 @@ class UnitFacts:
         if not others or self._read is None:
             return None
         view = self._view or self
-        vfn = view._fn_by_node.get(fn.node)
+        vfn = view._fn_at(fn.node)
         for _ in range(depth):
             if vfn is None:
                 break
@@ -748,7 +810,7 @@ class UnitFacts:
             self._view_files.extend(new)
             srcs = [self._read(p) for p in self._view_files]
             view = self._view = UnitFacts([*self._sources, *(s for s in srcs if s is not None)], self.vocab)
-            vfn = view._fn_by_node.get(fn.node)
+            vfn = view._fn_at(fn.node)
         return view
 
     def _crate_files(self) -> tuple:
@@ -784,7 +846,7 @@ class UnitFacts:
             self._abort_fields = set()
             done = set()
             for name in ("abort", "abort_all", "shutdown"):
-                for _, n in self.calls_by_name().get(name, ()):
+                for _, n in self.calls_named(name):
                     if n.type != "call_expression" or callee_name(n) != name:
                         continue
                     fn = self.fn_of(n)
@@ -999,7 +1061,7 @@ class UnitFacts:
                 if macro_name(a) in ("lazy_static", "thread_local") and not w.once:
                     w.once = f"`{macro_name(a)}!` initialiser"
             elif t == "function_item":
-                fn = self._fn_by_node.get(a)
+                fn = self._fn_at(a)
                 if w.fn is None:
                     w.fn = fn
                     if fn is not None:
