@@ -430,6 +430,7 @@ class _FnsByName:
 
 
 _TEST_MODULE_HINT = re.compile(rb"\bmod\s+\w+\s*;")
+_INNER_CFG = re.compile(rb"#!\[\s*cfg\s*\([^\]]*\btest\b")  # `#![cfg(test)]`: the whole file is test code
 
 
 def _may_declare_test_module(data: bytes) -> bool:
@@ -473,8 +474,8 @@ class UnitFacts:
         folder_is_test = bool(sources) and _declared_as_test(sources[0].path.parent, read)
         for src in sources:
             rf = RustFile(src, folder_is_test or _is_test_file(src.path) or src.path.stem in test_mods)
-            if b"#![" in src.data and any(_is_cfg_test(*_attribute_path(n)) for n in src.root.children
-                                           if n.type == "inner_attribute_item"):
+            if not rf.is_test_file and _INNER_CFG.search(src.data) and any(
+                    _is_cfg_test(*_attribute_path(n)) for n in src.root.children if n.type == "inner_attribute_item"):
                 rf.is_test_file = True
             self._rank[id(rf)] = len(self.files)
             self.files.append(rf)
