@@ -1,7 +1,9 @@
 """A content-addressed result cache, one small JSON file per analysis unit.
 
-The key covers the bytes of every file the unit reads, closelint's version, the rulebook and the
-config, so a hit can never be stale. Writes go through a temp file and os.replace, so concurrent
+The key covers the bytes of the unit's own files, closelint's version, the rulebook and the config;
+what the analysis saw outside the unit (a parent module, the crate's other files, Cargo.toml
+files found by walking up) is stored with the entry and checked again before a hit is used
+(closelint.observed), so a hit is never stale. Writes go through a temp file and os.replace, so concurrent
 runs never see half a file; entries unused for CACHE_TTL_DAYS are pruned at most once a day.
 """
 

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from closelint.findings import Finding
+from closelint.observed import Observer
 from closelint.rulebook import Rule
 from closelint.source import SourceFile
 
@@ -50,6 +51,7 @@ class UnitContext:
         self._notes = notes if notes is not None else []
         self._by_path: dict[Path, SourceFile | None] = {f.path: f for f in files}
         self.shared: dict = {}  # facts computed once per unit, keyed by whoever computes them
+        self.fs = Observer()  # everything outside the unit goes through here (see closelint.observed)
 
     @property
     def targets(self) -> list[SourceFile]:
@@ -68,10 +70,8 @@ class UnitContext:
         """A file outside the unit, read for context only (a workspace's root Cargo.toml, Cargo.lock)."""
         path = Path(path)
         if path not in self._by_path:
-            try:
-                self._by_path[path] = SourceFile(path, path.read_bytes(), is_target=False, notes=self._notes)
-            except OSError:
-                self._by_path[path] = None
+            data = self.fs.read_bytes(path)
+            self._by_path[path] = None if data is None else SourceFile(path, data, is_target=False, notes=self._notes)
         return self._by_path[path]
 
 
@@ -115,6 +115,11 @@ class RuleContext:
 
     def read(self, path):
         return self.unit.read(path)
+
+    @property
+    def fs(self):
+        """Existence checks, listings and globs outside the unit (recorded for the cache)."""
+        return self.unit.fs
 
     def go_version(self, file: SourceFile) -> tuple[int, int] | None:
         """The `go` directive of the nearest go.mod above file, e.g. (1, 22); None without one."""

@@ -21,6 +21,7 @@ from closelint.config import Config
 from closelint.context import RuleContext, UnitContext, go_mod_for
 from closelint.discover import discover
 from closelint.findings import Finding, Notification, UnitResult
+from closelint.observed import still_true
 from closelint.rulebook import load_rules, rule_files
 from closelint.source import SourceFile
 
@@ -202,10 +203,6 @@ def _rules_for(kind: str, codes) -> list:
     return [rules[c] for c in codes if kind in rules[c].languages]
 
 
-def _cacheable(unit: Unit, settings: Settings) -> bool:
-    return bool(settings.cache_dir) and unit.kind != "cargo"  # cargo rules read files outside the unit
-
-
 def _from_cache(hit: dict) -> UnitResult:
     return UnitResult([Finding.from_plain(f) for f in hit["findings"]],
                       [Notification(**n) for n in hit["notifications"]])
@@ -228,12 +225,14 @@ def run_unit(job: tuple[Unit, str]) -> UnitResult:
         from closelint.cache import Cache
 
         Cache(Path(settings.cache_dir)).put(key, {"findings": [f.to_plain() for f in result.findings],
-                                                  "notifications": [n.to_plain() for n in result.notifications]})
+                                                  "notifications": [n.to_plain() for n in result.notifications],
+                                                  "observed": result.observed})
     return result
 
 
 def _analyse(unit, sources, targets, rules, settings, result):
     uctx = UnitContext(unit.kind, Path(unit.folder), sources, result.notifications)
+    result.observed = uctx.fs.seen
     covered: dict[str, dict] = {}
     for rule in rules:
         module = importlib.import_module(rule.module)
@@ -304,9 +303,9 @@ def _run_all(units: list[Unit], settings: Settings, jobs: int):
     for u in units:
         if not _rules_for(u.kind, settings.codes):
             continue
-        key = unit_key(u, settings.digest) if cache is not None and _cacheable(u, settings) else ""
+        key = unit_key(u, settings.digest) if cache is not None else ""
         hit = cache.get(key) if key else None
-        if hit is not None:
+        if hit is not None and still_true(hit.get("observed", {})):
             results.append(_from_cache(hit))
         else:
             jobs_todo.append((u, key))

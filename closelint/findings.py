@@ -72,3 +72,4 @@ class Notification:
 class UnitResult:
     findings: list[Finding] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
+    observed: dict = field(default_factory=dict)  # what it saw outside the unit (closelint.observed)

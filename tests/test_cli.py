@@ -345,6 +345,26 @@ def test_cache_hits_and_invalidates(repo, tmp_path_factory):
     assert len(json.loads(third.stdout)) == len(json.loads(first.stdout)) - 1
 
 
+def test_cache_rechecks_files_read_outside_the_unit(tmp_path, tmp_path_factory):
+    """src/proxy/tests/ is its own unit, but whether it is test code is said by ../mod.rs: a cached
+    result is reused only while what the analysis read outside the unit is unchanged."""
+    env = {"CLOSELINT_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    fixture = Path(__file__).parent / "fixtures" / "CL202" / "test_dir_module"
+    (tmp_path / "proxy" / "tests").mkdir(parents=True)
+    (tmp_path / "proxy" / "tests" / "mod.rs").write_bytes((fixture / "tests" / "mod.rs").read_bytes())
+    parent = (fixture / "mod.rs").read_text()
+    (tmp_path / "proxy" / "mod.rs").write_text(parent.replace("#[cfg(test)]\nmod tests;", "mod tests;"))
+
+    def reported():
+        r = closelint("scan", ".", "--format", "json", cwd=tmp_path, env=env)
+        return sorted(i["path"] for i in json.loads(r.stdout))
+
+    assert reported() == ["proxy/mod.rs", "proxy/tests/mod.rs"]
+    assert reported() == ["proxy/mod.rs", "proxy/tests/mod.rs"]  # from the cache
+    (tmp_path / "proxy" / "mod.rs").write_text(parent)  # now `#[cfg(test)] mod tests;`
+    assert reported() == ["proxy/mod.rs"]
+
+
 def test_module_entry_point(repo):
     r = closelint("scan", "pkg/leak.go", "--no-cache", "--format", "concise", cwd=repo)
     assert r.returncode == 1 and r.stdout.startswith("pkg/leak.go:")

@@ -133,7 +133,7 @@ class _Scan:
     def source(self, path: str):
         f = self.files.get(path)
         if f is None and path not in self.missing:
-            f = self.ctx.read(Path(path)) if os.path.isfile(path) else None
+            f = self.ctx.read(Path(path)) if self.ctx.fs.is_file(path) else None
             if f is None:
                 self.missing.add(path)
             else:
@@ -229,10 +229,7 @@ class _Scan:
             if not isinstance(pat, str):
                 continue
             if any(ch in pat for ch in "*?["):
-                try:
-                    dirs = sorted(Path(folder).glob(pat))
-                except (ValueError, OSError):
-                    dirs = []
+                dirs = self.ctx.fs.glob(Path(folder), pat)
             else:
                 dirs = [Path(folder) / pat]
             for d in dirs:
@@ -377,13 +374,13 @@ class _Scan:
         best = folder
         d = folder
         for _ in range(16):
-            if os.path.exists(os.path.join(d, ".git")):
+            if self.ctx.fs.exists(os.path.join(d, ".git")):
                 break
             parent = os.path.dirname(d)
             if parent == d:
                 break
             d = parent
-            if os.path.isfile(os.path.join(d, "Cargo.toml")):
+            if self.ctx.fs.is_file(os.path.join(d, "Cargo.toml")):
                 best = d
         return best
 

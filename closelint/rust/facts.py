@@ -18,11 +18,11 @@ computation. Nothing here recurses on the tree's depth.
 from __future__ import annotations
 
 import heapq
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from closelint.observed import Observer
 from closelint.treeutil import paths_at, text, walk, word_spans
 
 KEY = "closelint.rust.facts"
@@ -122,7 +122,7 @@ def facts(ctx, vocab: Vocab | None = None) -> "UnitFacts":
     key = (KEY, vocab)
     got = ctx.shared.get(key)
     if got is None:
-        got = ctx.shared[key] = UnitFacts([f for f in ctx.files if f.lang == "rust"], vocab, ctx.read)
+        got = ctx.shared[key] = UnitFacts([f for f in ctx.files if f.lang == "rust"], vocab, ctx.read, ctx.fs)
     return got
 
 
@@ -136,9 +136,7 @@ def _declared_as_test(folder: Path, read) -> bool:
         return False
     parent = folder.parent
     for cand in (parent / "mod.rs", parent / "lib.rs", parent / "main.rs", parent.with_suffix(".rs")):
-        if not cand.is_file():
-            continue
-        src = read(cand)
+        src = read(cand)  # None when there is no such file
         if src is not None and any(m.group(1).decode() == folder.name for m in _CFG_TEST_MOD.finditer(src.data)):
             return True
     return False
@@ -439,10 +437,11 @@ def _may_declare_test_module(data: bytes) -> bool:
 
 
 class UnitFacts:
-    def __init__(self, sources, vocab: Vocab, read=None):
+    def __init__(self, sources, vocab: Vocab, read=None, fs: Observer | None = None):
         self.vocab = vocab
         self._sources = list(sources)
         self._read = read
+        self._fs = fs or Observer()  # existence checks and listings outside the unit, recorded
         self._crate: tuple | None = None   # (Cargo.toml folder or None, [other .rs files of the crate])
         self._view: "UnitFacts | None" = None  # this unit plus the crate files that call into it
         self._view_files: list = []
@@ -473,7 +472,7 @@ class UnitFacts:
                         test_mods.add(text(n.child_by_field_name("name")))
         folder_is_test = bool(sources) and _declared_as_test(sources[0].path.parent, read)
         for src in sources:
-            rf = RustFile(src, folder_is_test or _is_test_file(src.path) or src.path.stem in test_mods)
+            rf = RustFile(src, folder_is_test or _is_test_file(src.path, self._fs.is_file) or src.path.stem in test_mods)
             if not rf.is_test_file and _INNER_CFG.search(src.data) and any(
                     _is_cfg_test(*_attribute_path(n)) for n in src.root.children if n.type == "inner_attribute_item"):
                 rf.is_test_file = True
@@ -726,7 +725,7 @@ class UnitFacts:
         root, _ = self._crate_files()
         if root is None:
             return True
-        if (root / "src" / "lib.rs").is_file():
+        if self._fs.is_file(root / "src" / "lib.rs"):
             return True
         src = self._read(root / "Cargo.toml") if self._read is not None else None
         return src is not None and re.search(rb"(?m)^\s*\[lib\]", src.data) is not None
@@ -810,7 +809,8 @@ class UnitFacts:
                 break
             self._view_files.extend(new)
             srcs = [self._read(p) for p in self._view_files]
-            view = self._view = UnitFacts([*self._sources, *(s for s in srcs if s is not None)], self.vocab)
+            view = self._view = UnitFacts([*self._sources, *(s for s in srcs if s is not None)], self.vocab,
+                                          fs=self._fs)
             vfn = view._fn_at(fn.node)
         return view
 
@@ -822,19 +822,10 @@ class UnitFacts:
             if self._sources:
                 folder = self._sources[0].path.parent.resolve()
                 root = next((d for d in (folder, *folder.parents)
-                             if (d / "Cargo.toml").is_file()), None)
+                             if self._fs.is_file(d / "Cargo.toml")), None)
                 if root is not None and (folder == root / "src" or (root / "src") in folder.parents):
                     mine = {s.path.resolve() for s in self._sources}
-                    others = []
-                    for dirpath, dirnames, filenames in os.walk(root / "src"):
-                        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                        for name in sorted(filenames):
-                            p = Path(dirpath) / name
-                            if name.endswith(".rs") and p not in mine:
-                                others.append(p)
-                        if len(others) > _MAX_CRATE_FILES:
-                            others = []
-                            break
+                    others = [p for p in self._fs.rs_files_under(root / "src") if p not in mine]
                     self._crate = (root, others)
                 elif root is not None:
                     self._crate = (root, [])
@@ -1170,7 +1161,6 @@ def _short(node, limit: int = 40) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
-_MAX_CRATE_FILES = 5000  # a crate with more .rs files under src/ is not searched for callers
 
 
 def _macro_call_matches(ident, fn: Fn) -> bool:
@@ -1196,13 +1186,13 @@ def _needle(fn: Fn) -> bytes:
     return fn.name.encode()
 
 
-def _is_test_file(path: Path) -> bool:
+def _is_test_file(path: Path, is_file) -> bool:
     """Cargo integration tests and benches (`<crate>/tests/*.rs`), and `tests.rs`/`test.rs` modules."""
     if path.name in ("tests.rs", "test.rs"):
         return True
     for parent in path.parents:
         if parent.name in ("tests", "benches"):
-            if (parent.parent / "Cargo.toml").is_file():
+            if is_file(parent.parent / "Cargo.toml"):
                 return True
     return False
 
