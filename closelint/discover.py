@@ -9,6 +9,7 @@ command line is scanned unless --force-exclude is given and it is excluded, the 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +34,40 @@ class Discovery:
     notifications: list[Notification] = field(default_factory=list)
 
 
-class _Excluder:
-    def __init__(self, root: Path, patterns: list[str]):
+class _Spec:
+    """A gitignore spec with a quick first look: one regex made of all its patterns says whether any
+    of them can match (most paths match none), and only then does pathspec decide, with git's rules
+    for negations and directories."""
+
+    def __init__(self, lines: list[str]):
         import pathspec
 
+        self._spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        regexes = [p.regex.pattern for p in self._spec.patterns
+                   if p.include is not None and getattr(p, "regex", None) is not None]
+        try:  # pathspec names a group in each pattern; one regex may name it once only
+            self._any = re.compile("|".join(f"(?:{_NAMED_GROUP.sub('(?:', r)})" for r in regexes)) if regexes else None
+        except re.error:
+            self._any = _EVERYTHING
+
+    def decide(self, rel: str) -> bool | None:
+        """True: ignored; False: re-included by a negation; None: no pattern says."""
+        if self._any is None or self._any.search(rel) is None:
+            return None
+        return self._spec.check_file(rel).include
+
+    def matches(self, rel: str) -> bool:
+        return bool(self.decide(rel))
+
+
+_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+_EVERYTHING = re.compile("")
+
+
+class _Excluder:
+    def __init__(self, root: Path, patterns: list[str]):
         self.root = root
-        self.spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+        self.spec = _Spec(patterns)
         self._gitignores: dict[Path, object] = {}
 
     def _rel(self, path: Path, base: Path) -> str | None:
@@ -52,7 +81,7 @@ class _Excluder:
         if rel is None:
             # Outside the config's folder: patterns still apply to the name's own path parts.
             rel = path.name
-        return self.spec.match_file(rel + "/" if is_dir else rel)
+        return self.spec.matches(rel + "/" if is_dir else rel)
 
     def gitignore(self, folder: Path):
         if folder not in self._gitignores:
@@ -60,10 +89,7 @@ class _Excluder:
             gi = folder / ".gitignore"
             try:
                 if gi.is_file():
-                    import pathspec
-
-                    spec = pathspec.GitIgnoreSpec.from_lines(
-                        gi.read_text(encoding="utf-8", errors="replace").splitlines())
+                    spec = _Spec(gi.read_text(encoding="utf-8", errors="replace").splitlines())
             except OSError:
                 spec = None
             self._gitignores[folder] = spec
@@ -77,7 +103,7 @@ class _Excluder:
             if spec is not None:
                 rel = self._rel(path, folder)
                 if rel is not None:
-                    result = spec.check_file(rel + "/" if is_dir else rel).include
+                    result = spec.decide(rel + "/" if is_dir else rel)
                     if result is not None:
                         return result
             if folder == top or folder.parent == folder:
@@ -146,10 +172,10 @@ def _walk(top: Path, excluder: _Excluder, add, out: Discovery):
     def excluded(path: str, is_dir: bool, specs) -> bool:
         suffix = "/" if is_dir else ""
         rel = path[len(root) + 1:] if path.startswith(root + os.sep) else os.path.basename(path)
-        if excluder.spec.match_file(rel + suffix):
+        if excluder.spec.matches(rel + suffix):
             return True
         for base, spec in reversed(specs):  # the deepest .gitignore that decides wins
-            decided = spec.check_file(path[len(base) + 1:] + suffix).include
+            decided = spec.decide(path[len(base) + 1:] + suffix)
             if decided is not None:
                 return decided
         return False
