@@ -7,6 +7,7 @@ the module holds only the analysis.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ def _module_name(stem: str) -> str:
 
 def _load_rule(path: Path, checks_dir: Path) -> Rule | None:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = _parsed(path.read_bytes())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise RulebookError(f"{path}: {exc}") from None
     module = _module_name(path.stem)
@@ -115,6 +116,33 @@ def _load_rule(path: Path, checks_dir: Path) -> Rule | None:
         )
     except KeyError as exc:
         raise RulebookError(f"{path}: missing key {exc}") from None
+
+
+def _parsed(data: bytes) -> dict:
+    """A rule file's TOML, parsed once per content: tomllib is pure Python and the rulebook is most
+    of what a one-file scan parses, so the result is kept (marshal, like a .pyc) in the cache folder,
+    by a hash of the bytes. A missing or unwritable folder only costs the parse."""
+    import hashlib
+    import marshal
+    import sys
+
+    from closelint.cache import default_dir
+
+    key = hashlib.blake2b(data + sys.version.encode(), digest_size=16).hexdigest()
+    kept = default_dir() / "rulebook" / f"{key}.marshal"
+    try:
+        return marshal.loads(kept.read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    parsed = tomllib.loads(data.decode("utf-8"))
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        tmp = kept.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(marshal.dumps(parsed))
+        os.replace(tmp, kept)
+    except (OSError, ValueError):
+        pass
+    return parsed
 
 
 @lru_cache(maxsize=1)
