@@ -8,7 +8,6 @@ and the problem in one line (exit status 2).
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +92,8 @@ def load_config(path: Path | None, *, start: Path | None = None) -> Config:
         cfg = Config(root=(start or Path.cwd()).resolve())
         data = {}
     else:
+        import tomllib
+
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

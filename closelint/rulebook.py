@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -82,7 +81,7 @@ def _module_name(stem: str) -> str:
 def _load_rule(path: Path, checks_dir: Path) -> Rule | None:
     try:
         data = _parsed(path.read_bytes())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: tomllib.TOMLDecodeError, UnicodeDecodeError
         raise RulebookError(f"{path}: {exc}") from None
     module = _module_name(path.stem)
     if not (checks_dir / f"{module}.py").is_file():
@@ -134,6 +133,8 @@ def _parsed(data: bytes) -> dict:
         return marshal.loads(kept.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         pass
+    import tomllib  # only on a miss: its import is a noticeable part of a one-file scan
+
     parsed = tomllib.loads(data.decode("utf-8"))
     try:
         kept.parent.mkdir(parents=True, exist_ok=True)
