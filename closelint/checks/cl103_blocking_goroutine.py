@@ -16,7 +16,7 @@ import re
 from fnmatch import fnmatchcase
 
 from closelint import parsing
-from closelint.golang import facts, goroutines as gr
+from closelint.golang import facts, goroutines as gr, loops
 from closelint.golang.package import specs_of
 from closelint.treeutil import text, walk
 
@@ -636,7 +636,7 @@ def _channel_uses(ctx, owner, chan: str, goroutines, names):
                 else:
                     uses.escapes.append(escape)
                 continue
-            if gr.enclosing_function(ctx, owner.file, n) != owner.node:
+            if loops.enclosing_function(n, owner.file.source.root) != owner.node:
                 return None  # received in a deferred or nested function: drained
             uses.plain.append(p)
             continue
@@ -931,7 +931,7 @@ def _first_use_is_send(ctx, scope, name: str, decl):
             continue
         p = n.parent
         if p is not None and p.type == "send_statement" and p.child_by_field_name("channel") == n \
-                and gr.enclosing_function(ctx, scope.file, n) == scope.node \
+                and loops.enclosing_function(n, scope.file.source.root) == scope.node \
                 and not any(a.type in ("for_statement", "communication_case") for a in _between(n, scope.node)):
             return p
         return None

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from closelint import parsing
-from closelint.golang import facts
+from closelint.golang import facts, loops
 from closelint.golang.facts import FUNC_NODES, Scope, innermost_function
 from closelint.treeutil import path_to, paths_at, text, walk, word_spans
 
@@ -70,11 +70,6 @@ def identifiers(ctx, scope: Scope) -> dict[str, list]:
             for v in out.values():
                 v.sort(key=lambda n: n.start_byte)
     return out
-
-
-def enclosing_function(ctx, gofile, node):
-    """The innermost function declaration or literal around node (node itself excluded)."""
-    return innermost_function(path_to(node, gofile.source.root), 1)
 
 
 def _prune_literals(n) -> bool:
@@ -869,7 +864,7 @@ def field_channel_makes(ctx) -> dict[str, list]:
 
 def _local_make(ctx, gofile, ident):
     """The capacity of the make a local variable was last bound to before ident, or False."""
-    func = enclosing_function(ctx, gofile, ident)
+    func = loops.enclosing_function(ident, gofile.source.root)
     if func is None:
         return False
     mks = make_index(ctx)["by_func"].get(func.id, {}).get(text(ident), [])

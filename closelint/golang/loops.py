@@ -72,8 +72,11 @@ def body_loops(node, root, anc=None) -> list:
 
 
 def enclosing_function(node, root, anc=None):
-    """The innermost function declaration or literal around node (None at package level)."""
-    return next((n for n in (anc if anc is not None else ancestors_of(node, root)) if n.type in FUNCS), None)
+    """The innermost function declaration or literal around node, node itself excluded (None at
+    package level)."""
+    if anc is None:
+        return facts.innermost_function(path_to(node, root), 1)
+    return next((n for n in anc if n.type in FUNCS), None)
 
 
 def statement_of(node, root, anc=None):
