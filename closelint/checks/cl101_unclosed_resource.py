@@ -236,19 +236,6 @@ def _catalog(ctx) -> Catalog:
     return hit[1]
 
 
-_IMPORT_SPEC = re.compile(rb'"([^"\n]+)"')
-
-
-def _imports(data: bytes) -> set[str]:
-    """Import paths of a Go file, read from the bytes before its first declaration."""
-    end = len(data)
-    for marker in (b"\nfunc ", b"\ntype ", b"\nvar ", b"\nconst "):
-        i = data.find(marker)
-        if i != -1 and i < end:
-            end = i
-    return {m.group(1).decode("utf-8", "replace") for m in _IMPORT_SPEC.finditer(data, 0, end)}
-
-
 # ------------------------------------------------------------------------------------------ check
 
 
@@ -256,7 +243,7 @@ def check(ctx):
     cat = _catalog(ctx)
     if not cat.searched:
         return
-    imports = {src.path: _imports(src.data) for src in ctx.files if src.lang == "go"}
+    imports = {gf.path: {*gf.imports.values(), *gf.dot_imports} for gf in ctx.package.files}
     unit_imports = set().union(*imports.values()) if imports else set()
     methods_possible = bool(unit_imports & cat.method_packages)
     wanted = []

@@ -90,12 +90,7 @@ class GoFile:
         if header is not None:  # the common case: no tree needed to know a file's imports
             self._package, specs = header
             for name, ipath in specs:
-                if name is None:
-                    self._imports[default_package_name(ipath)] = ipath
-                elif name == ".":
-                    self._dot_imports.append(ipath)
-                elif name != "_":
-                    self._imports[name] = ipath
+                self._add_import(name, ipath)
             return
         self._package = ""
         for child in self.source.root.named_children:
@@ -109,14 +104,17 @@ class GoFile:
         path_node = spec.child_by_field_name("path")
         if path_node is None:
             return
-        ipath = text(path_node).strip('"`')
         name_node = spec.child_by_field_name("name")
-        if name_node is None:
+        self._add_import(text(name_node) if name_node is not None else None, text(path_node).strip('"`'))
+
+    def _add_import(self, name: str | None, ipath: str) -> None:
+        """name: the alias written (None when there is none, "." or "_")."""
+        if name is None:
             self._imports[default_package_name(ipath)] = ipath
-        elif name_node.type == "dot":
+        elif name == ".":
             self._dot_imports.append(ipath)
-        elif name_node.type != "blank_identifier":
-            self._imports[text(name_node)] = ipath
+        elif name != "_":
+            self._imports[name] = ipath
 
     @property
     def package(self) -> str:
