@@ -271,10 +271,10 @@ def type_head(type_node, unwrap=("Box", "Pin", "Option")) -> tuple[str, bool]:
 class RustFile:
     """One .rs file of the unit. Its `use` imports are read from the tree on first use."""
 
-    def __init__(self, source, is_test_file: bool = False, imports: dict | None = None):
+    def __init__(self, source, is_test_file: bool = False):
         self.source = source
         self.is_test_file = is_test_file
-        self._imports = imports
+        self._imports: dict | None = None
 
     def __repr__(self):
         return f"RustFile({self.source.path})"
