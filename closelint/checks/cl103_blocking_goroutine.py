@@ -18,7 +18,7 @@ from fnmatch import fnmatchcase
 from closelint import parsing
 from closelint.golang import facts, goroutines as gr, loops
 from closelint.golang.package import specs_of
-from closelint.treeutil import text, walk
+from closelint.treeutil import paths_at, text, walk, word_spans
 
 TOKENS = (b"go ", b"go\t")
 
@@ -625,11 +625,9 @@ def _channel_uses(ctx, owner, chan: str, goroutines, names):
         if any(_inside(n, g) for g in goroutines):
             continue
         p = n.parent
-        if p.type == "unary_expression" and text(p.child_by_field_name("operator") or p) == "<-":
-            rs = p.parent
-            if rs is not None and rs.type == "receive_statement" and rs.parent is not None \
-                    and rs.parent.type == "communication_case":
-                case = rs.parent
+        if _is_receive(p):
+            case = _select_case(p)
+            if case is not None:
                 escape = _escape_arm(case.parent, case, owner, names)
                 if escape is None:
                     uses.waits += 1
@@ -863,39 +861,57 @@ def _field_send(ctx, start, names, messages):
     return None
 
 
+def _is_receive(node) -> bool:
+    return node is not None and node.type == "unary_expression" and \
+        text(node.child_by_field_name("operator") or node) == "<-"
+
+
+def _select_case(receive):
+    """The select arm whose communication is this receive (`case v := <-ch:`), or None."""
+    rs = receive.parent
+    if rs is not None and rs.type == "receive_statement" and rs.parent is not None \
+            and rs.parent.type == "communication_case":
+        return rs.parent
+    return None
+
+
 def _field_receivers(ctx, field: str, names):
     """(scope, arm, escape) when every receive of `.field` in the package is a select arm next to an
     arm that leaves; None when something drains it (a plain receive, a range) or nothing receives it."""
     cache = ctx.shared.setdefault("CL103.field_receivers", {})
     if field in cache:
         return cache[field]
-    found = None
+    escapes = []  # (the order scopes are read in, the escape), the first reported
     needle = field.encode()
-    for scope in (s for gf in ctx.package.files if needle in gf.source.data for s in facts.file_scopes(ctx, gf)):
-        body = scope.body
-        if body is None:
+    for rank, gf in enumerate(ctx.package.files):
+        data = gf.source.data
+        if needle not in data:
             continue
-        for n in walk(body, prune=lambda x: x.type == "func_literal"):
-            if n.type != "selector_expression" or text(n.child_by_field_name("field")) != field:
+        for path in paths_at(gf.source.root, word_spans(data, needle)):
+            if len(path) < 3 or path[-1].type != "field_identifier" or path[-2].type != "selector_expression" \
+                    or path[-2].child_by_field_name("field") != path[-1]:
                 continue
-            p = n.parent
-            if p is not None and p.type == "range_clause":
+            func = facts.innermost_function(path, 2)
+            scope = facts.scope_at(ctx, func) if func is not None else None
+            if scope is None or scope.body is None:
+                continue
+            p = path[-3]
+            if p.type == "range_clause":
                 cache[field] = None
                 return None
-            if p is None or p.type != "unary_expression" or text(p.child_by_field_name("operator") or p) != "<-":
+            if not _is_receive(p):
                 continue
-            rs = p.parent
-            if rs is not None and rs.type == "receive_statement" and rs.parent is not None \
-                    and rs.parent.type == "communication_case":
-                case = rs.parent
-                escape = _escape_arm(case.parent, case, scope, names)
-                if escape is None:
-                    cache[field] = None
-                    return None
-                found = found or (scope, escape[0], escape[1])
-                continue
-            cache[field] = None  # a plain receive: someone drains it
-            return None
+            case = _select_case(p)
+            if case is None:
+                cache[field] = None  # a plain receive: someone drains it
+                return None
+            escape = _escape_arm(case.parent, case, scope, names)
+            if escape is None:
+                cache[field] = None
+                return None
+            order = (rank, scope.node.start_byte, -scope.node.end_byte, p.start_byte)
+            escapes.append((order, (scope, escape[0], escape[1])))
+    found = min(escapes, key=lambda e: e[0])[1] if escapes else None
     cache[field] = found
     return found
 
