@@ -23,7 +23,7 @@ def observe(question: str) -> str:
     kind, _, rest = question.partition("\0")
     if kind == "read":
         try:
-            return hashlib.blake2b(Path(rest).read_bytes(), digest_size=16).hexdigest()
+            return _content_digest(Path(rest).read_bytes())
         except OSError:
             return "-"
     if kind == "file":
@@ -38,8 +38,12 @@ def observe(question: str) -> str:
     return "?"
 
 
+def _content_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 def _digest(paths) -> str:
-    return hashlib.blake2b("\n".join(map(str, paths)).encode(), digest_size=16).hexdigest()
+    return _content_digest("\n".join(map(str, paths)).encode())
 
 
 def rs_files_under(folder: Path) -> list[Path]:
@@ -80,7 +84,7 @@ class Observer:
         except OSError:
             self._record(f"read\0{path}", "-")
             return None
-        self._record(f"read\0{path}", hashlib.blake2b(data, digest_size=16).hexdigest())
+        self._record(f"read\0{path}", _content_digest(data))
         return data
 
     def is_file(self, path) -> bool:

@@ -253,32 +253,31 @@ def check(ctx):
         file_imports = imports.get(src.path, set())
         if not (file_imports & cat.packages) and not methods_possible:
             continue
-        names = {(m.group(1) or m.group(2)).decode() for m in cat.bytes_re.finditer(src.data)}
+        hits = list(cat.bytes_re.finditer(src.data))
+        names = {(m.group(1) or m.group(2)).decode() for m in hits}
         if not names:
             continue
         if not methods_possible and not any(
                 (p, n) in cat.functions or (p, n) in cat.literals for p in file_imports for n in names):
             continue
-        wanted.append(src)
-    if not wanted:
-        return
-    for src in wanted:
+        wanted.append((src, hits))
+    for src, hits in wanted:
         gofile = ctx.package.file_of(src)
         if gofile is None:
             continue
-        for node in _candidates(cat, src):
+        for node in _candidates(src, hits):
             finding = _Acquire(ctx, cat, gofile, node).run()
             if finding is not None:
                 yield finding
 
 
-def _candidates(cat, src) -> list:
+def _candidates(src, hits) -> list:
     """The catalog's calls (`x.Open(...)`) and literals (`pkg.Ticker{...}`) of a file, calls first,
-    found where the catalog's names occur in the text (no query over the whole tree)."""
+    found where the catalog's names occur in the text (hits: Catalog.bytes_re's matches), with no
+    query over the whole tree."""
     calls, literals = [], []
-    hits = [(m.span(1), True) if m.group(1) is not None else (m.span(2), False)
-            for m in cat.bytes_re.finditer(src.data)]
-    for path, (_, is_call) in zip(paths_at(src.root, (span for span, _ in hits)), hits):
+    spans = [(m.span(1), True) if m.group(1) is not None else (m.span(2), False) for m in hits]
+    for path, (_, is_call) in zip(paths_at(src.root, (span for span, _ in spans)), spans):
         if len(path) < 3:
             continue
         name, holder, node = path[-1], path[-2], path[-3]

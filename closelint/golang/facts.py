@@ -134,9 +134,8 @@ def file_scopes(ctx, gofile: GoFile) -> list[Scope]:
     if key not in index["done"]:
         index["done"].add(key)
         for top in gofile.source.root.named_children:
-            if top.type in ("function_declaration", "method_declaration") or (
-                    top.type in ("var_declaration", "const_declaration") and _literals_in(index, gofile, top)):
-                _top_level_scopes(index, gofile, top)
+            if top.type in ("function_declaration", "method_declaration", "var_declaration", "const_declaration"):
+                _top_level_scopes(index, gofile, top)  # a var's literals are scopes too
     return sorted((s for s in index["by_id"].values() if s.file is gofile), key=_scope_order)
 
 
@@ -153,7 +152,7 @@ def _scope_index(ctx) -> dict:
     return index
 
 
-def _literals_in(index: dict, gofile: GoFile, top) -> list:
+def _literals_in(gofile: GoFile, top) -> list:
     """The function literals inside a top-level declaration, outer ones first, found from the `func`
     keywords of its text (a query would visit every node of the file)."""
     keywords = word_spans(gofile.source.data, b"func", top.start_byte + 1, top.end_byte)
@@ -224,7 +223,7 @@ def _top_level_scopes(index: dict, gofile: GoFile, top) -> None:
         return
     index["done"].add(top.id)
     by_id = index["by_id"]
-    literals = _literals_in(index, gofile, top)
+    literals = _literals_in(gofile, top)
     nodes = [top, *literals] if top.type in ("function_declaration", "method_declaration") else literals
     count = 0
     open_scopes: list[Scope] = []  # the scopes around the current node, by byte range (no parent climbs)

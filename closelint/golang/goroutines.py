@@ -26,7 +26,7 @@ from fnmatch import fnmatchcase
 from closelint import parsing
 from closelint.golang import facts, loops
 from closelint.golang.facts import FUNC_NODES, Scope, innermost_function
-from closelint.treeutil import path_to, paths_at, text, walk, word_spans
+from closelint.treeutil import offsets, path_to, paths_at, text, walk, word_spans
 
 _BREAK_TARGETS = ("for_statement", "expression_switch_statement", "type_switch_statement", "select_statement")
 _CONTEXT_TYPES = ("context.Context",)
@@ -885,7 +885,7 @@ def channel_protocol(ctx) -> set[tuple[str, str]]:
         data = gf.source.data
         if b"<-" not in data:
             continue
-        for path in paths_at(gf.source.root, _arrows(data)):
+        for path in paths_at(gf.source.root, offsets(data, b"<-")):
             if len(path) < 3 or path[-1].type != "<-":
                 continue  # in a comment, a string
             op = path[-2]
@@ -906,13 +906,6 @@ def channel_protocol(ctx) -> set[tuple[str, str]]:
                 if rb > sb:
                     cache.add((sf, rf))
     return cache
-
-
-def _arrows(data: bytes):
-    i = data.find(b"<-")
-    while i >= 0:
-        yield i, i + 2
-        i = data.find(b"<-", i + 2)
 
 
 def signal_channels(ctx) -> set[str]:
