@@ -107,7 +107,7 @@ def word_spans(data: bytes, word: bytes, start: int = 0, end: int | None = None)
     return ((i, i + len(word)) for i in word_offsets(data, word, start, end))
 
 
-def offsets(data: bytes, needle: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
+def needle_spans(data: bytes, needle: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
     """(start, end) of every occurrence of needle in data[start:end], for paths_at."""
     end = len(data) if end is None else end
     i = data.find(needle, start, end)

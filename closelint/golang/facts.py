@@ -20,7 +20,7 @@ from itertools import islice
 
 
 from closelint.golang.package import Function, GoFile, Param, handler_framework, params_of, receiver_of, specs_of
-from closelint.treeutil import ancestors, offsets, paths_at, text, word_spans
+from closelint.treeutil import ancestors, needle_spans, paths_at, text, word_spans
 
 FUNC_NODES = ("function_declaration", "method_declaration", "func_literal")
 LOOP_NODES = ("for_statement",)
@@ -341,7 +341,7 @@ def own_tokens(scope: Scope, *tokens: str) -> Iterator[list]:
 def _token_spans(data: bytes, token: bytes, start: int, end: int):
     if token.isalpha():  # a keyword: a whole word only
         return word_spans(data, token, start, end)
-    return offsets(data, token, start, end)
+    return needle_spans(data, token, start, end)
 
 
 def _own_types(scope: Scope, inherited: dict) -> dict[str, str]:

@@ -26,7 +26,7 @@ from fnmatch import fnmatchcase
 from closelint import parsing
 from closelint.golang import facts, loops
 from closelint.golang.facts import FUNC_NODES, Scope, innermost_function
-from closelint.treeutil import offsets, path_to, paths_at, text, walk, word_spans
+from closelint.treeutil import needle_spans, path_to, paths_at, text, walk, word_spans
 
 _BREAK_TARGETS = ("for_statement", "expression_switch_statement", "type_switch_statement", "select_statement")
 _CONTEXT_TYPES = ("context.Context",)
@@ -885,7 +885,7 @@ def channel_protocol(ctx) -> set[tuple[str, str]]:
         data = gf.source.data
         if b"<-" not in data:
             continue
-        for path in paths_at(gf.source.root, offsets(data, b"<-")):
+        for path in paths_at(gf.source.root, needle_spans(data, b"<-")):
             if len(path) < 3 or path[-1].type != "<-":
                 continue  # in a comment, a string
             op = path[-2]
