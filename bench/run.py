@@ -102,7 +102,7 @@ def main() -> None:
     from closelint.discover import discover
 
     cfg = load_config(find_config(Path(args.path)), start=Path(args.path))
-    files = [f for f in discover([args.path], cfg.exclude, cfg.root).files if f.suffix in (".go", ".rs")]
+    files = [Path(f) for f in discover([args.path], cfg.exclude, cfg.root).files if f.endswith((".go", ".rs"))]
     size = sum(f.stat().st_size for f in files)
     print(f"{args.path}: {len(files)} source files, {size / 1e6:.1f} MB; {os.cpu_count()} cores, jobs={args.jobs}")
 

@@ -85,6 +85,20 @@ def _str_list(value, where: str, path: Path) -> list[str]:
     return value
 
 
+def _globs(value, where: str, path: Path) -> list[str]:
+    """A list of gitignore-style patterns, each one readable (git would silently skip a bad one;
+    in a config it is a mistake worth saying)."""
+    import pathspec
+
+    globs = _str_list(value, where, path)
+    for glob in globs:
+        try:
+            pathspec.GitIgnoreSpec.from_lines([glob])
+        except Exception as exc:  # noqa: BLE001 - pathspec raises ValueError, re.error, its own
+            raise ConfigError(f"{path}: {where}: invalid pattern {glob!r} ({exc})") from None
+    return globs
+
+
 def load_config(path: Path | None, *, start: Path | None = None) -> Config:
     """Read and validate a config file; with no file, the defaults rooted at start (or cwd)."""
     rules = load_rules()
@@ -119,15 +133,16 @@ def load_config(path: Path | None, *, start: Path | None = None) -> Config:
     if "ignore" in data:
         cfg.select -= _codes(data["ignore"], "ignore", path)
     if "exclude" in data:
-        cfg.exclude = _str_list(data["exclude"], "exclude", path)
+        cfg.exclude = _globs(data["exclude"], "exclude", path)
     if "extend-exclude" in data:
-        cfg.exclude += _str_list(data["extend-exclude"], "extend-exclude", path)
+        cfg.exclude += _globs(data["extend-exclude"], "extend-exclude", path)
     if "example-paths" in data:
-        cfg.example_paths = _str_list(data["example-paths"], "example-paths", path)
+        cfg.example_paths = _globs(data["example-paths"], "example-paths", path)
     pfi = data.get("per-file-ignores", {})
     if not isinstance(pfi, dict):
         raise ConfigError(f"{path}: per-file-ignores must be a table of glob = [codes]")
     for glob, codes in pfi.items():
+        _globs([glob], "per-file-ignores", path)
         cfg.per_file_ignores.append((glob, _codes(codes, f"per-file-ignores[{glob!r}]", path)))
 
     for code, rule in rules.items():

@@ -30,45 +30,158 @@ class PathError(Exception):
 
 @dataclass
 class Discovery:
-    files: list[Path] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # absolute paths, sorted
+    # Every Go file (regular, not a symlink) in each folder the walk listed, taken or not: a Go
+    # package's files beyond those scanned are its context, and the walk has already seen them.
+    go_files: dict[str, list[str]] = field(default_factory=dict)
     notifications: list[Notification] = field(default_factory=list)
 
 
-class _Spec:
-    """A gitignore spec with a quick first look: one regex made of all its patterns says whether any
-    of them can match (most paths match none), and only then does pathspec decide, with git's rules
-    for negations and directories."""
+class IgnoreSpec:
+    """A gitignore spec that compiles nothing until a path may match.
+
+    Each pattern's literal runs must appear verbatim in any path it matches (wildcards only add
+    characters between them), at a known place: a run that starts the pattern starts a path
+    component, or the path itself when the pattern is anchored; one that ends the pattern ends a
+    component. A path that fails those substring tests for every pattern matches none: that is
+    the answer for most paths. A pattern that is a plain path (`vendor/`, `/build`, `docs/out`,
+    the commonest kind, and every default exclude) is then decided by comparing path components.
+    Otherwise pathspec decides, with git's rules for wildcards, negations and directories, over
+    just the patterns that may match (the others cannot change the outcome); those small specs
+    are built on first use. So a scan that meets no wildcard pattern never imports pathspec."""
 
     def __init__(self, lines: list[str]):
-        import pathspec
-
-        self._spec = pathspec.GitIgnoreSpec.from_lines(lines)
-        regexes = [p.regex.pattern for p in self._spec.patterns
-                   if p.include is not None and getattr(p, "regex", None) is not None]
-        try:  # pathspec names a group in each pattern; one regex may name it once only
-            self._any = re.compile("|".join(f"(?:{_NAMED_GROUP.sub('(?:', r)})" for r in regexes)) if regexes else None
-        except re.error:
-            self._any = _EVERYTHING
+        self._lines: list[str] = []
+        self._needles: list[tuple[tuple[str, bool], ...]] = []
+        self._plain: list[_PlainPath | None] = []
+        for line in lines:
+            if not line.strip() or line.startswith("#"):
+                continue
+            self._lines.append(line)
+            self._needles.append(_needles(line))
+            self._plain.append(_PlainPath.of(line))
+        self._specs: dict[tuple[int, ...], object] = {}
+        # A pattern needs all its needles: a path that holds none of the patterns' longest needles
+        # matches none of them, found with one search (an alternation of plain strings compiles quickly).
+        # A pattern without needles (`*`, `[ab]`) may match anything: then every path looks closer.
+        self._quick = None if all(self._needles) else _EVERYTHING
 
     def decide(self, rel: str) -> bool | None:
         """True: ignored; False: re-included by a negation; None: no pattern says."""
-        if self._any is None or self._any.search(rel) is None:
+        padded = f"/{rel}/"
+        if self._quick is None:
+            needles = sorted({max((n for n, _ in needles), key=len) for needles in self._needles},
+                             key=len, reverse=True)
+            self._quick = re.compile("|".join(map(re.escape, needles))) if needles else _NOTHING
+        if self._quick.search(padded) is None:
             return None
-        return self._spec.check_file(rel).include
+        hits = tuple(i for i, needles in enumerate(self._needles)
+                     if all(padded.startswith(n) if at_start else n in padded for n, at_start in needles))
+        if not hits:
+            return None
+        if all(self._plain[i] is not None for i in hits):  # no negation among them: any match ignores
+            return True if any(self._plain[i].matches(rel) for i in hits) else None
+        spec = self._specs.get(hits)
+        if spec is None:
+            spec = self._specs[hits] = _compile([self._lines[i] for i in hits])
+        return spec.check_file(rel).include
 
     def matches(self, rel: str) -> bool:
         return bool(self.decide(rel))
 
 
-_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+class _PlainPath:
+    """A pattern with no wildcard, escape, bracket or negation: `name` matches a component named
+    so at any depth, a pattern with a slash before its end matches from the spec's folder, and a
+    trailing slash asks for a directory; what is under a matched directory is matched too."""
+
+    __slots__ = ("parts", "anchored", "dir_only")
+
+    def __init__(self, parts: list[str], anchored: bool, dir_only: bool):
+        self.parts, self.anchored, self.dir_only = parts, anchored, dir_only
+
+    @classmethod
+    def of(cls, line: str) -> _PlainPath | None:
+        pattern = line.rstrip()
+        dir_only = pattern.endswith("/")
+        body = pattern.rstrip("/")
+        anchored = "/" in body
+        parts = body.lstrip("/").split("/")
+        if not all(part and _PLAIN_PART.fullmatch(part) and part not in (".", "..") for part in parts):
+            return None
+        return cls(parts, anchored, dir_only)
+
+    def matches(self, rel: str) -> bool:
+        is_dir = rel.endswith("/")
+        comps = rel.rstrip("/").split("/")
+        k = len(self.parts)
+        # A directory-only pattern matches a directory: one with more below it, or rel itself as one.
+        starts = [0] if self.anchored else range(len(comps) - k + 1)
+        return any(comps[i:i + k] == self.parts and (not self.dir_only or i + k < len(comps) or is_dir)
+                   for i in starts)
+
+
+_PLAIN_PART = re.compile(r"[A-Za-z0-9._@+=,~%:-]+")
+
+
+def _compile(lines: list[str]):
+    """pathspec's spec of these lines; a line pathspec cannot read is left out, as git discards an
+    invalid pattern (a trailing backslash, a reversed range)."""
+    import pathspec
+
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except Exception:  # noqa: BLE001 - pathspec raises ValueError, re.error, its own errors
+        valid = []
+        for line in lines:
+            try:
+                pathspec.GitIgnoreSpec.from_lines([line])
+            except Exception:  # noqa: BLE001
+                continue
+            valid.append(line)
+        return pathspec.GitIgnoreSpec.from_lines(valid)
+
+
 _EVERYTHING = re.compile("")
+_NOTHING = re.compile("(?!)")
+
+
+# A character that stands for itself in a gitignore pattern. Wildcards, brackets, escapes and
+# spaces (which git may strip) end a literal run; a shorter run is only a weaker test.
+_LITERAL_RUN = re.compile(r"[^*?\\[\]\s]+")
+_BRACKET = re.compile(r"\[[!^]?\]?[^\]]*\]")
+
+
+def _needles(line: str) -> tuple[tuple[str, bool], ...]:
+    """Substring tests every path the pattern matches passes, as (needle, must start the path),
+    for the path written as "/rel/" (so "/x" starts a component and "x/" ends one)."""
+    pattern = line if line.endswith("\\ ") else line.rstrip()  # as git and pathspec read it
+    pattern = pattern[1:] if pattern.startswith("!") else pattern
+    if pattern.endswith("/"):  # directory-only: the same text, matched as a whole component
+        pattern = pattern[:-1]
+    anchored = "/" in pattern  # git: a slash at the start or in the middle anchors the pattern
+    pattern = pattern.lstrip("/")
+    pattern = _BRACKET.sub("?", pattern)  # one character, whatever its set
+    if "[" in pattern:  # an unclosed bracket: keep what comes before it, with no end to rely on
+        pattern = pattern[: pattern.index("[")] + "*"
+    needles = []
+    for run in _LITERAL_RUN.finditer(pattern):
+        text = run.group()
+        starts, ends = run.start() == 0, run.end() == len(pattern)
+        if starts or text.startswith("/"):
+            text = "/" + text.lstrip("/")
+        if ends or text.endswith("/"):
+            text = text.rstrip("/") + "/"
+        if text != "/":  # every path has one
+            needles.append((text, starts and anchored))
+    return tuple(needles)
 
 
 class _Excluder:
     def __init__(self, root: Path, patterns: list[str]):
         self.root = root
-        self.spec = _Spec(patterns)
-        self._gitignores: dict[Path, object] = {}
+        self.spec = IgnoreSpec(patterns)
+        self._gitignores: dict[str, IgnoreSpec | None] = {}
 
     def _rel(self, path: Path, base: Path) -> str | None:
         try:
@@ -83,14 +196,13 @@ class _Excluder:
             rel = path.name
         return self.spec.matches(rel + "/" if is_dir else rel)
 
-    def gitignore(self, folder: Path):
+    def gitignore(self, folder: str) -> IgnoreSpec | None:
         if folder not in self._gitignores:
             spec = None
-            gi = folder / ".gitignore"
             try:
-                if gi.is_file():
-                    spec = _Spec(gi.read_text(encoding="utf-8", errors="replace").splitlines())
-            except OSError:
+                with open(os.path.join(folder, ".gitignore"), encoding="utf-8", errors="replace") as fh:
+                    spec = IgnoreSpec(fh.read().splitlines())
+            except OSError:  # none, a folder, unreadable
                 spec = None
             self._gitignores[folder] = spec
         return self._gitignores[folder]
@@ -99,7 +211,7 @@ class _Excluder:
         """Nested .gitignore files from path's folder up to top; the deepest decisive one wins."""
         folder = path.parent
         while True:
-            spec = self.gitignore(folder)
+            spec = self.gitignore(str(folder))
             if spec is not None:
                 rel = self._rel(path, folder)
                 if rel is not None:
@@ -122,9 +234,9 @@ def _git_top(start: Path) -> Path:
 def discover(paths: list[str], exclude: list[str], root: Path, *, force_exclude: bool = False) -> Discovery:
     out = Discovery()
     excluder = _Excluder(root, exclude)
-    seen: set[Path] = set()
+    seen: set[str] = set()
 
-    def add(p: Path):
+    def add(p: str):
         if p not in seen:
             seen.add(p)
             out.files.append(p)
@@ -151,7 +263,7 @@ def discover(paths: list[str], exclude: list[str], root: Path, *, force_exclude:
                                   or any(excluder.config_excludes(a, True) for a in p.parents)
                                   or excluder.git_ignored(p, False, _git_top(p.parent))):
                 continue
-            add(p)
+            add(str(p))
     out.files.sort()
     return out
 
@@ -164,7 +276,7 @@ def _walk(top: Path, excluder: _Excluder, add, out: Discovery):
     if git_top != top:
         for folder in reversed([top.parent, *top.parent.parents]):
             if len(folder.parts) >= len(git_top.parts):
-                spec = excluder.gitignore(folder)
+                spec = excluder.gitignore(str(folder))
                 if spec is not None:
                     inherited.append((str(folder), spec))
     root = str(excluder.root)
@@ -183,7 +295,7 @@ def _walk(top: Path, excluder: _Excluder, add, out: Discovery):
     stack = [(str(top), tuple(inherited))]
     while stack:
         folder, specs = stack.pop()
-        spec = excluder.gitignore(Path(folder))
+        spec = excluder.gitignore(folder)
         if spec is not None:
             specs = (*specs, (folder, spec))
         try:
@@ -193,6 +305,7 @@ def _walk(top: Path, excluder: _Excluder, add, out: Discovery):
             out.notifications.append(Notification(folder, f"cannot list folder: {exc.strerror or exc}"))
             continue
         subdirs = []
+        go_files = out.go_files[folder] = []
         for entry in entries:
             name, path = entry.name, entry.path
             try:
@@ -202,6 +315,8 @@ def _walk(top: Path, excluder: _Excluder, add, out: Discovery):
                     continue
                 if not is_candidate(name):
                     continue
+                if name.endswith(".go") and entry.is_file(follow_symlinks=False):
+                    go_files.append(path)
                 # Follows a symlinked file; a loop or a dangling link answers False.
                 if not entry.is_file():
                     why = "broken or looping symlink" if entry.is_symlink() else "not a regular file"
@@ -213,5 +328,5 @@ def _walk(top: Path, excluder: _Excluder, add, out: Discovery):
                 out.notifications.append(Notification(path, f"cannot read: {exc.strerror or exc}, skipped"))
                 continue
             if not excluded(path, False, specs):
-                add(Path(path))
+                add(path)
         stack.extend(reversed(subdirs))

@@ -7,19 +7,17 @@ cached by content, so a re-scan of unchanged code reads files and hashes them, n
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import re
 import stat
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from closelint import __version__, suppress
 from closelint.config import Config
-from closelint.context import RuleContext, UnitContext, go_mod_for
-from closelint.discover import discover
+from closelint.context import RuleContext, UnitContext
+from closelint.discover import IgnoreSpec, discover
 from closelint.findings import Finding, Notification, UnitResult
 from closelint.observed import still_true
 from closelint.rulebook import load_rules, rule_files
@@ -62,7 +60,9 @@ class ScanResult:
 
 def _code_digest(cfg: Config) -> str:
     """Version, rulebook, the engine's own files (so a developer's edit is never served stale), config."""
-    h = hashlib.blake2b(digest_size=16)
+    from closelint.cache import blake2b
+
+    h = blake2b(digest_size=16)
     h.update(__version__.encode())
     pkg = Path(__file__).resolve().parent
     for path in sorted([*pkg.rglob("*.py"), *rule_files()]):
@@ -75,29 +75,34 @@ def _code_digest(cfg: Config) -> str:
     return h.hexdigest()
 
 
-def make_units(files: list[Path]) -> list[Unit]:
-    go: dict[Path, list[str]] = {}
-    rust: dict[Path, list[str]] = {}
+def make_units(files: list[str], go_files: dict[str, list[str]] | None = None) -> list[Unit]:
+    """Units of the files to scan; go_files (folder -> its Go files) spares listing folders again."""
+    go: dict[str, list[str]] = {}
+    rust: dict[str, list[str]] = {}
     cargo: list[str] = []
     for f in files:
-        if f.suffix == ".go":
-            go.setdefault(f.parent, []).append(str(f))
-        elif f.suffix == ".rs":
-            rust.setdefault(f.parent, []).append(str(f))
-        elif f.name in ("Cargo.toml", "Cargo.lock"):
-            cargo.append(str(f))
+        folder, name = os.path.split(f)
+        if name.endswith(".go"):
+            go.setdefault(folder, []).append(f)
+        elif name.endswith(".rs"):
+            rust.setdefault(folder, []).append(f)
+        elif name in ("Cargo.toml", "Cargo.lock"):
+            cargo.append(f)
         # go.mod is read for context (the Go version), never a target
     units = []
     for folder, targets in go.items():
-        units.append(Unit("go", str(folder), tuple(targets), tuple(_go_siblings(folder, set(targets)))))
+        taken = set(targets)
+        listed = (go_files or {}).get(folder)
+        siblings = [p for p in listed if p not in taken] if listed is not None else _go_siblings(folder, taken)
+        units.append(Unit("go", folder, tuple(targets), tuple(siblings)))
     for folder, targets in rust.items():
-        units.append(Unit("rust", str(folder), tuple(targets)))
+        units.append(Unit("rust", folder, tuple(targets)))
     if cargo:
         units.append(Unit("cargo", os.path.commonpath(cargo), tuple(cargo)))
     return units
 
 
-def _go_siblings(folder: Path, targets: set[str]) -> list[str]:
+def _go_siblings(folder: str, targets: set[str]) -> list[str]:
     out = []
     try:
         for entry in os.scandir(folder):
@@ -148,24 +153,40 @@ def _unit_files(unit: Unit):
             yield path, is_target, exc
 
 
-def unit_key(unit: Unit, digest: str, files=None) -> str:
-    """The cache key: every byte the unit reads (its files, the go.mod that sets its Go version),
-    closelint's own digest (code, rulebook, config)."""
-    h = hashlib.blake2b(digest_size=20)
-    h.update(unit.kind.encode())
-    for path, is_target, data in (files if files is not None else _unit_files(unit)):
-        if isinstance(data, bytes):
-            h.update(f"{path}\0{int(is_target)}\0{len(data)}\0".encode())
-            h.update(data)
-    if unit.kind == "go":
-        go_mod = go_mod_for(Path(unit.folder))
-        if go_mod is not None:
-            try:
-                h.update(go_mod.read_bytes())
-            except OSError:
-                pass
-    h.update(digest.encode())
-    return h.hexdigest()
+class UnitKeys:
+    """Cache keys of units: the digests of every file a unit reads (its own files, the go.mod that
+    sets its Go version) and closelint's own digest (code, rulebook, config)."""
+
+    def __init__(self, code_digest: str, file_digest):
+        self._code_digest = code_digest
+        self._file_digest = file_digest  # path -> content digest, None when unreadable
+        self._go_mods: dict[str, str | None] = {}
+
+    def __call__(self, unit: Unit) -> str:
+        from closelint.cache import blake2b
+
+        h = blake2b(digest_size=20)
+        h.update(unit.kind.encode())
+        files = [*((p, 1) for p in unit.targets), *((p, 0) for p in unit.context)]
+        if unit.kind == "go":
+            go_mod = self._go_mod(unit.folder)
+            if go_mod is not None:
+                files.append((go_mod, 0))
+        for path, is_target in files:
+            digest = self._file_digest(path)
+            if digest is not None:
+                h.update(f"{path}\0{is_target}\0{digest}\0".encode())
+        h.update(self._code_digest.encode())
+        return h.hexdigest()
+
+    def _go_mod(self, folder: str) -> str | None:
+        """The nearest go.mod at or above folder (as context.go_mod_for), each folder asked once."""
+        if folder not in self._go_mods:
+            candidate = os.path.join(folder, "go.mod")
+            parent = os.path.dirname(folder)
+            self._go_mods[folder] = (candidate if os.path.isfile(candidate)
+                                     else self._go_mod(parent) if parent != folder else None)
+        return self._go_mods[folder]
 
 
 def _load_sources(unit: Unit, files, notes: list[Notification]) -> list[SourceFile]:
@@ -244,6 +265,8 @@ def _analyse(unit, sources, targets, rules, settings, result):
         try:
             found = list(module.check(ctx))
         except Exception as exc:  # noqa: BLE001 - a rule's bug must not end the scan
+            import traceback
+
             where = traceback.extract_tb(exc.__traceback__)[-1]
             result.notifications.append(Notification(
                 unit.folder, f"internal error in {rule.code} ({type(exc).__name__}: {exc} at "
@@ -267,7 +290,7 @@ def scan(paths: list[str], cfg: Config, *, jobs: int | None = None, use_cache: b
     found = discover(paths, cfg.exclude, cfg.root, force_exclude=force_exclude)
     out.notifications += found.notifications
     out.files = len(found.files)
-    units = make_units(found.files)
+    units = make_units(found.files, found.go_files)
     if use_cache:
         from closelint.cache import Cache, default_dir
 
@@ -277,7 +300,7 @@ def scan(paths: list[str], cfg: Config, *, jobs: int | None = None, use_cache: b
                         str(cache_dir) if use_cache else None, _code_digest(cfg))
     jobs = jobs or os.cpu_count() or 1
     policy = _PathPolicy(cfg, paths)
-    for res in _run_all(units, settings, jobs):
+    for res in _run_all(units, settings, jobs, paths):
         out.notifications += res.notifications
         for f in res.findings:
             f = policy.apply(f)
@@ -291,24 +314,26 @@ def scan(paths: list[str], cfg: Config, *, jobs: int | None = None, use_cache: b
     return out
 
 
-def _run_all(units: list[Unit], settings: Settings, jobs: int):
+def _run_all(units: list[Unit], settings: Settings, jobs: int, scanned: list[str]):
     """Results of every unit: cache hits read here, the rest analysed in a pool (or in-process when
     there is little to do), so a re-scan of unchanged code never starts a worker."""
-    results, jobs_todo = [], []
-    cache = None
-    if settings.cache_dir:
-        from closelint.cache import Cache
+    units = [u for u in units if _rules_for(u.kind, settings.codes)]
+    if not settings.cache_dir:
+        return _analyse_all([(u, "") for u in units], settings, jobs)
+    from closelint.cache import Cache, FileDigests
 
-        cache = Cache(Path(settings.cache_dir))
+    cache = Cache(Path(settings.cache_dir))
+    digests = FileDigests(cache.file_digests_path(scanned), _read)
+    unit_key = UnitKeys(settings.digest, digests)
+    results, jobs_todo = [], []
     for u in units:
-        if not _rules_for(u.kind, settings.codes):
-            continue
-        key = unit_key(u, settings.digest) if cache is not None else ""
-        hit = cache.get(key) if key else None
+        key = unit_key(u)
+        hit = cache.get(key)
         if hit is not None and still_true(hit.get("observed", {})):
             results.append(_from_cache(hit))
         else:
             jobs_todo.append((u, key))
+    digests.save()
     return results + _analyse_all(jobs_todo, settings, jobs)
 
 
@@ -337,14 +362,8 @@ class _PathPolicy:
         self.cfg = cfg
         self.bases = sorted({cfg.root, *(Path(os.path.abspath(p)) for p in scanned if os.path.isdir(p))},
                             key=lambda b: len(b.parts), reverse=True)
-        self.ignores, self.examples = [], None
-        if cfg.per_file_ignores or cfg.example_paths:
-            import pathspec
-
-            self.ignores = [(pathspec.GitIgnoreSpec.from_lines([glob]), codes)
-                            for glob, codes in cfg.per_file_ignores]
-            if cfg.example_paths:
-                self.examples = pathspec.GitIgnoreSpec.from_lines(cfg.example_paths)
+        self.ignores = [(IgnoreSpec([glob]), codes) for glob, codes in cfg.per_file_ignores]
+        self.examples = IgnoreSpec(cfg.example_paths) if cfg.example_paths else None
 
     def _relative(self, path: str) -> str:
         p = Path(path)
@@ -357,9 +376,9 @@ class _PathPolicy:
 
     def apply(self, f: Finding) -> Finding | None:
         rel = self._relative(f.location.path) if (self.ignores or self.examples) else ""
-        if any(f.code in codes and spec.match_file(rel) for spec, codes in self.ignores):
+        if any(f.code in codes and spec.matches(rel) for spec, codes in self.ignores):
             return None
         level = self.cfg.levels.get(f.code)
-        if level is None and self.examples is not None and f.level != "note" and self.examples.match_file(rel):
+        if level is None and self.examples is not None and f.level != "note" and self.examples.matches(rel):
             level = "note"
         return f.with_(level=level) if level and level != f.level else f

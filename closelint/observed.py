@@ -10,9 +10,10 @@ and `observe` answers it the same way when recording and when checking.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
+
+from closelint.cache import content_digest
 
 # Past this many .rs files a crate's src/ is not searched for callers (the answer is "unknown").
 MAX_TREE_FILES = 5000
@@ -23,7 +24,7 @@ def observe(question: str) -> str:
     kind, _, rest = question.partition("\0")
     if kind == "read":
         try:
-            return _content_digest(Path(rest).read_bytes())
+            return content_digest(Path(rest).read_bytes())
         except OSError:
             return "-"
     if kind == "file":
@@ -38,12 +39,8 @@ def observe(question: str) -> str:
     return "?"
 
 
-def _content_digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
 def _digest(paths) -> str:
-    return _content_digest("\n".join(map(str, paths)).encode())
+    return content_digest("\n".join(map(str, paths)).encode())
 
 
 def rs_files_under(folder: Path) -> list[Path]:
@@ -84,7 +81,7 @@ class Observer:
         except OSError:
             self._record(f"read\0{path}", "-")
             return None
-        self._record(f"read\0{path}", _content_digest(data))
+        self._record(f"read\0{path}", content_digest(data))
         return data
 
     def is_file(self, path) -> bool:

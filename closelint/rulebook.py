@@ -7,7 +7,6 @@ the module holds only the analysis.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -121,13 +120,12 @@ def _parsed(data: bytes) -> dict:
     """A rule file's TOML, parsed once per content: tomllib is pure Python and the rulebook is most
     of what a one-file scan parses, so the result is kept (marshal, like a .pyc) in the cache folder,
     by a hash of the bytes. A missing or unwritable folder only costs the parse."""
-    import hashlib
     import marshal
     import sys
 
-    from closelint.cache import default_dir
+    from closelint.cache import blake2b, default_dir, write_atomically
 
-    key = hashlib.blake2b(data + sys.version.encode(), digest_size=16).hexdigest()
+    key = blake2b(data + sys.version.encode(), digest_size=16).hexdigest()
     kept = default_dir() / "rulebook" / f"{key}.marshal"
     try:
         return marshal.loads(kept.read_bytes())
@@ -137,11 +135,8 @@ def _parsed(data: bytes) -> dict:
 
     parsed = tomllib.loads(data.decode("utf-8"))
     try:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        tmp = kept.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(marshal.dumps(parsed))
-        os.replace(tmp, kept)
-    except (OSError, ValueError):
+        write_atomically(kept, marshal.dumps(parsed))
+    except ValueError:  # a value marshal cannot hold (a TOML date): parse it again next time
         pass
     return parsed
 

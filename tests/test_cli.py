@@ -224,6 +224,8 @@ def test_explicit_config(repo, tmp_path_factory):
     ("select = [\n", "invalid TOML"),
     ('[CL101]\nresources = "x"\n', "must be an array of tables"),
     ('[CL105]\ncancel-name-pattern = "(unclosed"\n', "not a valid regular expression"),
+    ('extend-exclude = ["gen/[z-a]"]\n', "extend-exclude: invalid pattern 'gen/[z-a]'"),
+    ('[per-file-ignores]\n"x\\\\" = ["CL101"]\n', "per-file-ignores: invalid pattern"),
 ])
 def test_config_errors_are_one_line_exit_2(repo, content, words):
     (repo / "closelint.toml").write_text(content)
@@ -337,7 +339,7 @@ def test_cache_hits_and_invalidates(repo, tmp_path_factory):
     env = {"CLOSELINT_CACHE_DIR": str(cache)}
     _many_packages(repo, 5)
     first = closelint("scan", ".", "--format", "json", cwd=repo, env=env)
-    assert any(cache.rglob("*.json"))
+    assert any(cache.glob("??/*.marshal"))  # one entry per unit
     second = closelint("scan", ".", "--format", "json", cwd=repo, env=env)
     assert first.stdout == second.stdout and first.returncode == 1
     (repo / "pkg" / "leak.go").write_text(CLEAN)

@@ -106,3 +106,41 @@ def test_one_file_sees_helpers_in_sibling_files(tmp_path):
     assert paths(tmp_path, "store/open.go") == []
     (pkg / "util.go").write_text("package store\n\nimport \"io\"\n\nfunc closeQuietly(c io.Closer) {}\n")
     assert paths(tmp_path, "store/open.go") == ["store/open.go"]
+
+
+def test_invalid_gitignore_lines_are_skipped_like_git(repo):
+    # git discards a pattern it cannot read (a trailing backslash, a reversed range); the rest apply
+    (repo / ".gitignore").write_text("oops\\\n[z-a]\nbuild/\napp/sub/\n")
+    assert paths(repo) == ["app/keep/leak.go", "app/leak.go"]
+
+
+# Patterns in the shapes real .gitignore files use, and the edge cases of git's syntax.
+_PATTERNS = ["*.log", "!keep.log", "build/", "/vendor", "a/**/b", "**/foo", "foo/**", "*.[568vq]",
+             "[568vq].out", "\\#x", "\\!y", "x\\ ", "target ", "docs/*.md", "*/vendor", "t/fuzz/**/corpus",
+             "**", "/**", "?", "a?c", "[!a]bc", "[]]x", "foo*bar", "x**/y", "/a/b/c.go", "!*.pb.go",
+             "[", "ab[", " lead", "dir/**/*.go", "**/tmp/**", "!/cmd/", "c*/", "main.go", "testdata/",
+             "a/b", "/x", "x/", "docs/out/", "a/b/c/", "!testdata/", ".", "a/./b"]
+_RELS = ["a.log", "keep.log", "x/keep.log", "build/", "build", "x/build/y", "vendor/", "x/vendor/", "a/b",
+         "a/x/y/b", "a/b/c", "foo", "x/foo", "foo/x", "q.5", "5.out", "#x", "!y", "x ", "target", "docs/a.md",
+         "docs/x/a.md", "t/fuzz/a/corpus/", "abc", "bbc", "]x", "foobar", "fooxbar", "xy/y", "x/y",
+         "a/b/c.go", "z.pb.go", "cmd/", "c/", " lead", "lead", "dir/q.go", "dir/r/q.go", "t/tmp/u",
+         "main.go", "m/main.go", "ab[", "targets/", "x/fuzz_targets/", "x/testdata", "x/testdata/",
+         "testdata/a.go", "z/a/b", "x/", "y/x", "y/x/", "x/y/z", "docs/out", "docs/out/", "q/docs/out/",
+         "a/b/c/", "a/b/c/d"]
+
+
+def test_gitignore_quick_test_never_changes_pathspecs_answer():
+    """IgnoreSpec answers most paths with substring tests, plain paths by their components, and asks
+    pathspec only for the rest: for every pair of patterns and every path, its answer must be
+    pathspec's."""
+    import itertools
+
+    import pathspec
+
+    from closelint.discover import IgnoreSpec
+
+    for lines in itertools.chain(([p] for p in _PATTERNS), itertools.combinations(_PATTERNS, 2)):
+        oracle = pathspec.GitIgnoreSpec.from_lines(list(lines))
+        ours = IgnoreSpec(list(lines))
+        for rel in _RELS:
+            assert ours.decide(rel) == oracle.check_file(rel).include, (lines, rel)
