@@ -15,10 +15,7 @@ import os
 import time
 from pathlib import Path
 
-try:  # the blake2 module alone: hashlib would also load OpenSSL, a noticeable part of start-up
-    from _blake2 import blake2b
-except ImportError:  # pragma: no cover - not CPython
-    from hashlib import blake2b
+from closelint.files import blake2b, content_digest, read_file, write_atomically
 
 CACHE_TTL_DAYS = 14
 _DAY = 86400
@@ -55,7 +52,7 @@ class Cache:
             return None
 
     def put(self, key: str, value) -> None:
-        write_atomically(self._path(key), marshal.dumps(value))
+        _keep(self._path(key), marshal.dumps(value))
 
     def file_digests_path(self, scanned: list[str]) -> Path:
         """Where the file digests of a scan of these paths are kept."""
@@ -90,7 +87,7 @@ class FileDigests:
     restore mtimes (tar, rsync -t, touch -d), and a file changed within RACY_NS of being hashed is
     hashed again next time. One file per set of scanned paths; a lost or broken one costs a re-read."""
 
-    def __init__(self, path: Path | None, read):
+    def __init__(self, path: Path | None, read=read_file):
         self.path = path
         self._read = read  # path -> bytes; raises OSError
         self._kept: dict = {}
@@ -123,27 +120,13 @@ class FileDigests:
 
     def save(self) -> None:
         """Keep the digests of the files this scan looked at (so deleted files drop out)."""
-        if self.path is None or self._now == self._kept:
-            return
-        write_atomically(self.path, marshal.dumps(self._now))
+        if self.path is not None and self._now != self._kept:
+            _keep(self.path, marshal.dumps(self._now))
 
 
-def content_digest(data: bytes) -> str:
-    return blake2b(data, digest_size=16).hexdigest()
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    import tempfile  # writes happen on misses only; a warm scan need not import it
-
+def _keep(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomically(path, data)
     except OSError:
         pass  # a read-only or full disk only costs speed

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from closelint import __version__
@@ -138,7 +137,7 @@ def _scan(args) -> int:
     rules = [r for c, r in load_rules().items() if c in cfg.select]
     report = _render(args, result, rules, paths)
     if args.output:
-        _write_atomic(Path(args.output), report)
+        _write_output(Path(args.output), report)
     else:
         sys.stdout.write(report)
         sys.stdout.flush()
@@ -173,21 +172,12 @@ def _render(args, result, rules, paths) -> str:
                        statistics=args.statistics, suppressed_count=len(result.suppressed), files=result.files)
 
 
-def _write_atomic(path: Path, content: str) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
+def _write_output(path: Path, content: str) -> None:
+    from closelint.files import write_atomically
+
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        write_atomically(path, content.encode("utf-8"))
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(content)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 

@@ -8,7 +8,6 @@ and the problem in one line (exit status 2).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from closelint.rulebook import LEVELS, RESERVED, canonical_code, load_rules
@@ -23,18 +22,18 @@ class ConfigError(Exception):
     pass
 
 
-@dataclass
 class Config:
-    path: Path | None = None  # the file it came from
-    root: Path = field(default_factory=Path.cwd)  # excludes and per-file-ignores are relative to it
-    select: set[str] = field(default_factory=set)  # codes of the rules that run
-    exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
-    per_file_ignores: list[tuple[str, set[str]]] = field(default_factory=list)
-    # Code that exists to demonstrate (gitignore syntax): its findings are reported as notes.
-    example_paths: list[str] = field(default_factory=lambda: list(DEFAULT_EXAMPLE_PATHS))
-    levels: dict[str, str] = field(default_factory=dict)  # code -> forced level
-    options: dict[str, dict] = field(default_factory=dict)  # code -> option values (defaults merged)
-    catalogs: dict[str, dict] = field(default_factory=dict)  # code -> catalog tables (user rows added)
+    def __init__(self, path: Path | None = None, root: Path | None = None):
+        self.path = path  # the file it came from
+        self.root = root if root is not None else Path.cwd()  # excludes and per-file-ignores are relative to it
+        self.select: set[str] = set()  # codes of the rules that run
+        self.exclude: list[str] = list(DEFAULT_EXCLUDE)
+        self.per_file_ignores: list[tuple[str, set[str]]] = []
+        # Code that exists to demonstrate (gitignore syntax): its findings are reported as notes.
+        self.example_paths: list[str] = list(DEFAULT_EXAMPLE_PATHS)
+        self.levels: dict[str, str] = {}  # code -> forced level
+        self.options: dict[str, dict] = {}  # code -> option values (defaults merged)
+        self.catalogs: dict[str, dict] = {}  # code -> catalog tables (user rows added)
 
     def digest_material(self) -> str:
         """What of the config can change findings: part of every cache key."""

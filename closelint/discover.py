@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from closelint.findings import Notification
@@ -28,13 +27,13 @@ class PathError(Exception):
     """A path named on the command line does not exist: a usage error."""
 
 
-@dataclass
 class Discovery:
-    files: list[str] = field(default_factory=list)  # absolute paths, sorted
-    # Every Go file (regular, not a symlink) in each folder the walk listed, taken or not: a Go
-    # package's files beyond those scanned are its context, and the walk has already seen them.
-    go_files: dict[str, list[str]] = field(default_factory=dict)
-    notifications: list[Notification] = field(default_factory=list)
+    def __init__(self):
+        self.files: list[str] = []  # absolute paths, sorted
+        # Every Go file (regular, not a symlink) in each folder the walk listed, taken or not: a Go
+        # package's files beyond those scanned are its context, and the walk has already seen them.
+        self.go_files: dict[str, list[str]] = {}
+        self.notifications: list[Notification] = []
 
 
 class IgnoreSpec:

@@ -4,8 +4,8 @@ still looks the same.
 A Rust unit reads the crate's other files to find who calls a function and its parent's
 `#[cfg(test)] mod x;`; the Cargo unit follows workspace globs; both ask whether a Cargo.toml
 exists here or there. The cache key covers the unit's own bytes; these observations are stored
-with the result and checked again before a hit is used. Every question goes through Observer,
-and `observe` answers it the same way when recording and when checking.
+with the result and checked again (Recheck) before a hit is used. Every question goes through
+Observer, and `observe` answers it the same way when recording and when checking.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from closelint.cache import content_digest
+from closelint.files import content_digest, read_file
 
 # Past this many .rs files a crate's src/ is not searched for callers (the answer is "unknown").
 MAX_TREE_FILES = 5000
@@ -24,7 +24,7 @@ def observe(question: str) -> str:
     kind, _, rest = question.partition("\0")
     if kind == "read":
         try:
-            return content_digest(Path(rest).read_bytes())
+            return content_digest(read_file(rest))
         except OSError:
             return "-"
     if kind == "file":
@@ -61,9 +61,29 @@ def _glob(folder: Path, pattern: str) -> list[Path]:
         return []
 
 
-def still_true(seen: dict) -> bool:
-    """Every recorded observation still holds."""
-    return all(observe(q) == answer for q, answer in seen.items())
+class Recheck:
+    """Asks recorded questions again for one scan, each question once (units of one crate ask the
+    same ones); a file's content digest comes from file_digest when given (the scan's
+    cache.FileDigests, which stats rather than reads a file it has seen unchanged)."""
+
+    def __init__(self, file_digest=None):
+        self._file_digest = file_digest
+        self._answers: dict[str, str] = {}
+
+    def still_true(self, seen: dict) -> bool:
+        """Every recorded observation still holds."""
+        return all(self._answer(q) == answer for q, answer in seen.items())
+
+    def _answer(self, question: str) -> str:
+        answer = self._answers.get(question)
+        if answer is None:
+            kind, _, path = question.partition("\0")
+            if kind == "read" and self._file_digest is not None:
+                answer = self._file_digest(path) or "-"
+            else:
+                answer = observe(question)
+            self._answers[question] = answer
+        return answer
 
 
 class Observer:
@@ -77,7 +97,7 @@ class Observer:
 
     def read_bytes(self, path: Path) -> bytes | None:
         try:
-            data = Path(path).read_bytes()
+            data = read_file(str(path))
         except OSError:
             self._record(f"read\0{path}", "-")
             return None

@@ -8,7 +8,7 @@ the module holds only the analysis.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections import namedtuple
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,21 +32,13 @@ class RulebookError(Exception):
     """A rule file is malformed: a packaging defect, reported as an internal error."""
 
 
-@dataclass(frozen=True)
-class Rule:
-    code: str
-    name: str
-    languages: tuple[str, ...]
-    level: str
-    precision: str
-    tags: tuple[str, ...]
-    short_description: str
-    full_description: str
-    help: dict[str, str]
-    options: dict = field(default_factory=dict)
-    catalogs: dict = field(default_factory=dict)
-    module: str = ""
-    source: str = ""
+class Rule(namedtuple("Rule", "code name languages level precision tags short_description full_description "
+                             "help options catalogs module source", defaults=({}, {}, "", ""))):
+    """One rule, as its rulebook entry (rules/CLxxx-name.toml) describes it. languages and tags are
+    tuples; help maps each of _HELP_SECTIONS to markdown; options and catalogs are the entry's
+    defaults (a config may add to them); module is the analysis that implements it."""
+
+    __slots__ = ()
 
     @property
     def help_markdown(self) -> str:
@@ -123,7 +115,8 @@ def _parsed(data: bytes) -> dict:
     import marshal
     import sys
 
-    from closelint.cache import blake2b, default_dir, write_atomically
+    from closelint.cache import default_dir
+    from closelint.files import blake2b, write_atomically
 
     key = blake2b(data + sys.version.encode(), digest_size=16).hexdigest()
     kept = default_dir() / "rulebook" / f"{key}.marshal"
@@ -135,8 +128,9 @@ def _parsed(data: bytes) -> dict:
 
     parsed = tomllib.loads(data.decode("utf-8"))
     try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(kept, marshal.dumps(parsed))
-    except ValueError:  # a value marshal cannot hold (a TOML date): parse it again next time
+    except (OSError, ValueError):  # ValueError: a value marshal cannot hold (a TOML date)
         pass
     return parsed
 
@@ -151,6 +145,12 @@ def load_rules() -> dict[str, Rule]:
         if rule is not None:
             rules[rule.code] = rule
     return rules
+
+
+def rules_for(kind: str, codes) -> list[Rule]:
+    """The rules among codes that analyse units of this kind ("go", "rust", "cargo")."""
+    rules = load_rules()
+    return [rules[c] for c in codes if kind in rules[c].languages]
 
 
 def resolve(token: str) -> Rule | None:

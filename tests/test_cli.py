@@ -178,6 +178,32 @@ def test_output_file_written_atomically(repo):
     assert [p.name for p in repo.iterdir() if p.name.startswith(".out.sarif")] == []
 
 
+def test_output_to_a_fifo_or_device_writes_into_it(repo):
+    # `--output /dev/null` as root once replaced the device with a regular file: a rename is only
+    # for regular files. A FIFO stands in for any special file here.
+    import os
+    import threading
+
+    fifo = repo / "report.pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    r = scan(repo, "--format", "concise", "--output", str(fifo))
+    reader.join(timeout=60)
+    assert r.returncode == 1 and received and received[0].startswith("pkg/leak.go:")
+    assert fifo.is_fifo()
+
+
+def test_output_through_a_symlink_replaces_its_target(repo):
+    (repo / "reports").mkdir()
+    (repo / "reports" / "out.txt").write_text("old")
+    (repo / "latest.txt").symlink_to(repo / "reports" / "out.txt")
+    scan(repo, "--format", "concise", "--output", "latest.txt")
+    assert (repo / "latest.txt").is_symlink()
+    assert (repo / "reports" / "out.txt").read_text().startswith("pkg/leak.go:")
+
+
 def test_output_into_missing_folder_is_one_line_error(repo):
     r = scan(repo, "--output", "no/such/dir/out.txt")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
