@@ -288,7 +288,7 @@ def _buffered(ctx, chan, scope, start) -> bool:
                         s = s.parent
         return True  # unknown origin: do not guess
     if chan.type == "selector_expression":
-        caps = gr.field_channel_makes(ctx).get(text(chan.child_by_field_name("field")))
+        caps = gr.field_channel_makes(ctx, text(chan.child_by_field_name("field")))
         return not caps or not all(c is None or c.strip() == "0" for c in caps)
     return True
 
@@ -845,7 +845,7 @@ def _field_send(ctx, start, names, messages):
             if any(a.type == "for_statement" for a in path[:-2]):
                 continue  # loops are shape 1's
             field = text(chan.child_by_field_name("field"))
-            caps = gr.field_channel_makes(ctx).get(field)
+            caps = gr.field_channel_makes(ctx, field)
             if not caps or not all(c is None or c.strip() == "0" for c in caps):
                 continue
             verdict = _field_receivers(ctx, field, names)
@@ -919,10 +919,7 @@ def _field_receivers(ctx, field: str, names):
 def _sends_nobody_can_receive(ctx, messages, include_tests):
     """`ch := make(chan T)` then `ch <- v` with nothing in between that could receive (no goroutine, no
     call, no store has seen ch yet): the send always blocks (moby#33293)."""
-    index = gr.make_index(ctx)["by_func"]
-    if not index:
-        return
-    for func_id, made in index.items():
+    for func_id, made in gr.target_channel_makes(ctx):
         scope = facts.scope_by_id(ctx, func_id)
         if scope is None or not scope.file.source.is_target or scope.body is None:
             continue

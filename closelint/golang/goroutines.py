@@ -746,60 +746,70 @@ class ChanMake:
 _MAKES_A_CHANNEL = re.compile(rb"make\(\s*(?:<-\s*)?chan\b")
 
 
-def make_index(ctx) -> dict:
-    """Every `make(chan ...)` of the package, found once per unit from the text: by enclosing
-    function node id -> name -> [ChanMake], and by struct field name -> [capacity]."""
-    cache = ctx.shared.get("go.goroutines.makes")
+def _file_makes(ctx, gofile) -> dict:
+    """Every `make(chan ...)` of one file of the package, found from its text once per unit: by
+    enclosing function node id -> name -> [ChanMake] ("by_func"), and by struct field name ->
+    [capacity] ("fields"). A file that makes no channel is not parsed for it."""
+    made = ctx.shared.setdefault("go.goroutines.makes", {})
+    key = str(gofile.source.path)
+    cache = made.get(key)
     if cache is not None:
         return cache
     by_func: dict = {}
     fields: dict = {}
-    cache = ctx.shared["go.goroutines.makes"] = {"by_func": by_func, "fields": fields}
-    for gofile in ctx.package.files:
-        data = gofile.source.data
-        if _MAKES_A_CHANNEL.search(data) is None:
+    cache = made[key] = {"by_func": by_func, "fields": fields}
+    data = gofile.source.data
+    if _MAKES_A_CHANNEL.search(data) is None:
+        return cache
+    root = gofile.source.root
+    local_names = set()
+    makes = ((m.start(), m.start() + 4) for m in _MAKES_A_CHANNEL.finditer(data))
+    for path in paths_at(root, makes):
+        if len(path) < 4 or path[-1].type != "identifier" or path[-2].type != "call_expression":
+            continue  # in a comment or a string
+        mk, p = path[-2], path[-3]
+        cap = _make_chan(mk)
+        if cap is False:
             continue
-        root = gofile.source.root
-        local_names = set()
-        makes = ((m.start(), m.start() + 4) for m in _MAKES_A_CHANNEL.finditer(data))
-        for path in paths_at(root, makes):
-            if len(path) < 4 or path[-1].type != "identifier" or path[-2].type != "call_expression":
-                continue  # in a comment or a string
-            mk, p = path[-2], path[-3]
-            cap = _make_chan(mk)
-            if cap is False:
-                continue
-            if p.type == "literal_element" and path[-4].type == "keyed_element" \
-                    and path[-4].named_children[0] != p:
-                fields.setdefault(_element_key(path[-4]), []).append(cap)
-                continue
-            if p.type != "expression_list":
-                continue
-            stmt = path[-4]
-            if stmt.type == "var_spec":
-                lhs = stmt.children_by_field_name("name")
-            elif stmt.type in ("short_var_declaration", "assignment_statement") \
-                    and stmt.child_by_field_name("right") == p:
-                left = stmt.child_by_field_name("left")
-                lhs = left.named_children if left is not None else []
-            else:
-                continue
-            idx = next((k for k, c in enumerate(p.named_children) if c == mk), -1)
-            if idx < 0 or idx >= len(lhs):
-                continue
-            target = lhs[idx]
-            func = innermost_function(path, 2)
-            if func is not None:
-                facts.scope_at(ctx, func)  # so that facts.scope_by_id(ctx, func.id) knows it
-                by_func.setdefault(func.id, {}).setdefault(text(target), []).append(
-                    ChanMake(text(target), mk, cap, stmt))
-                if target.type == "identifier":
-                    local_names.add(text(target))
-            if target.type == "selector_expression":
-                fields.setdefault(text(target.child_by_field_name("field")), []).append(cap)
-        for pos, key, cap in sorted(_fields_from_locals(ctx, gofile, local_names)):
-            fields.setdefault(key, []).append(cap)
+        if p.type == "literal_element" and path[-4].type == "keyed_element" \
+                and path[-4].named_children[0] != p:
+            fields.setdefault(_element_key(path[-4]), []).append(cap)
+            continue
+        if p.type != "expression_list":
+            continue
+        stmt = path[-4]
+        if stmt.type == "var_spec":
+            lhs = stmt.children_by_field_name("name")
+        elif stmt.type in ("short_var_declaration", "assignment_statement") \
+                and stmt.child_by_field_name("right") == p:
+            left = stmt.child_by_field_name("left")
+            lhs = left.named_children if left is not None else []
+        else:
+            continue
+        idx = next((k for k, c in enumerate(p.named_children) if c == mk), -1)
+        if idx < 0 or idx >= len(lhs):
+            continue
+        target = lhs[idx]
+        func = innermost_function(path, 2)
+        if func is not None:
+            facts.scope_at(ctx, func)  # so that facts.scope_by_id(ctx, func.id) knows it
+            by_func.setdefault(func.id, {}).setdefault(text(target), []).append(
+                ChanMake(text(target), mk, cap, stmt))
+            if target.type == "identifier":
+                local_names.add(text(target))
+        if target.type == "selector_expression":
+            fields.setdefault(text(target.child_by_field_name("field")), []).append(cap)
+    # by_func is complete (and cached) here: _local_make, called from this, looks a local up in it
+    for _pos, name, cap in sorted(_fields_from_locals(ctx, gofile, local_names)):
+        fields.setdefault(name, []).append(cap)
     return cache
+
+
+def target_channel_makes(ctx):
+    """(function node id, {name: [ChanMake]}) for the functions of the files being reported on."""
+    for gofile in ctx.package.files:
+        if gofile.source.is_target:
+            yield from _file_makes(ctx, gofile)["by_func"].items()
 
 
 def _fields_from_locals(ctx, gofile, names):
@@ -839,7 +849,7 @@ def _element_key(keyed):
 def channel_makes(ctx, scope: Scope) -> dict[str, list[ChanMake]]:
     """`ch := make(chan T[, n])`, `ch = make(...)`, `var ch = make(...)`, `s.ch = make(...)` in scope's
     own body (not in nested literals), by the name they are bound to."""
-    return make_index(ctx)["by_func"].get(scope.node.id, {})
+    return _file_makes(ctx, scope.file)["by_func"].get(scope.node.id, {})
 
 
 def _make_chan(value):
@@ -856,10 +866,16 @@ def _make_chan(value):
     return text(rest[0]) if rest else None
 
 
-def field_channel_makes(ctx) -> dict[str, list]:
-    """Struct field name -> capacities of the channels the package makes for it (`s.ch = make(...)`,
-    `&S{ch: make(...)}`, `&S{ch: ch}` with `ch := make(...)`); a capacity is None when absent."""
-    return make_index(ctx)["fields"]
+def field_channel_makes(ctx, name: str) -> list | None:
+    """The capacities of the channels the package makes for a struct field (`s.ch = make(...)`,
+    `&S{ch: make(...)}`, `&S{ch: ch}` with `ch := make(...)`), a capacity None when absent; None
+    when the package makes none for it. Only files that name the field are looked at."""
+    word = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b")
+    caps = []
+    for gofile in ctx.package.files:
+        if word.search(gofile.source.data) is not None:
+            caps += _file_makes(ctx, gofile)["fields"].get(name, [])
+    return caps or None
 
 
 def _local_make(ctx, gofile, ident):
@@ -867,7 +883,7 @@ def _local_make(ctx, gofile, ident):
     func = loops.enclosing_function(ident, gofile.source.root)
     if func is None:
         return False
-    mks = make_index(ctx)["by_func"].get(func.id, {}).get(text(ident), [])
+    mks = _file_makes(ctx, gofile)["by_func"].get(func.id, {}).get(text(ident), [])
     before = [m for m in mks if m.node.start_byte < ident.start_byte]
     return before[-1].capacity if before else False
 
