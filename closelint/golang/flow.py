@@ -528,6 +528,10 @@ def bindings(ctx, scope: facts.Scope) -> Bindings:
 
 _SCOPED = {"block", "if_statement", "for_statement", "expression_switch_statement",
            "type_switch_statement", "select_statement", *_CASES}
+# Nodes that neither name nor hold a local: not visited (a fifth of a function's nodes).
+_INERT = {"field_identifier", "type_identifier", "package_identifier", "label_name", "comment",
+          "int_literal", "float_literal", "imaginary_literal", "rune_literal", "interpreted_string_literal",
+          "raw_string_literal", "nil", "true", "false", "iota"}
 _FUNCS = ("function_declaration", "method_declaration", "func_literal")
 
 
@@ -566,42 +570,39 @@ def _resolve(decl) -> Bindings:
                 for n in d.children_by_field_name("name"):
                     declare(n, kind, d, type_node=t)
 
-    # work items: ("visit", node) | ("pop",) | ("popfunc",) | ("declare", fn)
+    # work items: a node to visit (most items, so left unwrapped) | ("func", node) | ("pop",) |
+    # ("popfunc",) | ("call", fn)
     work: list = [("func", decl)]
     while work:
-        item = work.pop()
-        op = item[0]
-        if op == "pop":
-            envs.pop()
+        node = work.pop()
+        if type(node) is tuple:
+            op = node[0]
+            if op == "pop":
+                envs.pop()
+            elif op == "popfunc":
+                envs.pop()
+                func_stack.pop()
+            elif op == "call":
+                node[1]()
+            else:  # "func"
+                func = node[1]
+                func_stack.append(func)
+                envs.append({})
+                params(func, (("receiver", "receiver"), ("parameters", "param"), ("result", "result")))
+                work.append(("popfunc",))
+                body = func.child_by_field_name("body")
+                if body is not None:  # the body's outermost block is the parameters' block
+                    work.extend(c for c in reversed(body.named_children) if c.type not in _INERT)
             continue
-        if op == "popfunc":
-            envs.pop()
-            func_stack.pop()
-            continue
-        if op == "call":
-            item[1]()
-            continue
-        node = item[1]
-        if op == "func":
-            func_stack.append(node)
-            envs.append({})
-            params(node, (("receiver", "receiver"), ("parameters", "param"), ("result", "result")))
-            work.append(("popfunc",))
-            body = node.child_by_field_name("body")
-            if body is not None:  # the body's outermost block is the parameters' block
-                for c in reversed(body.named_children):
-                    work.append(("visit", c))
-            continue
-        # op == "visit"
         t = node.type
-        if t == "func_literal":
-            work.append(("func", node))
-            continue
         if t == "identifier":
             b = lookup(text(node))
             if b is not None:
                 out._of[node.id] = b
                 b.uses.append(node)
+            continue
+        if t == "func_literal":
+            work.append(("func", node))
             continue
         if t in ("short_var_declaration", "range_clause", "receive_statement") and _declares(node):
             left = node.child_by_field_name("left")
@@ -634,7 +635,7 @@ def _resolve(decl) -> Bindings:
 
             work.append(("call", finish))
             if right is not None:
-                work.append(("visit", right))
+                work.append(right)
             continue
         if t == "var_spec" or t == "const_spec":
             names = node.children_by_field_name("name")
@@ -654,9 +655,9 @@ def _resolve(decl) -> Bindings:
 
             work.append(("call", finish))
             if value is not None:
-                work.append(("visit", value))
+                work.append(value)
             if type_node is not None:
-                work.append(("visit", type_node))
+                work.append(type_node)
             continue
         if t == "type_switch_statement":
             envs.append({})
@@ -666,7 +667,7 @@ def _resolve(decl) -> Bindings:
             init = node.child_by_field_name("initializer")
             rest = [c for c in node.named_children if c.type in _CASES]
             for c in reversed(rest):
-                work.append(("visit", c))
+                work.append(c)
             if alias is not None:
                 def finish(alias=alias, stmt=node, value=value):
                     for ident in alias.named_children:
@@ -674,9 +675,9 @@ def _resolve(decl) -> Bindings:
                             declare(ident, "alias", stmt, value=value)
                 work.append(("call", finish))
             if value is not None:
-                work.append(("visit", value))
+                work.append(value)
             if init is not None:
-                work.append(("visit", init))
+                work.append(init)
             continue
         if t in _SCOPED:
             envs.append({})
@@ -691,18 +692,14 @@ def _resolve(decl) -> Bindings:
                             b.defs.append(ident)
         elif t in ("inc_statement", "dec_statement") or (t == "range_clause"):
             pass
-        if t in ("field_identifier", "type_identifier", "package_identifier", "label_name"):
-            continue
         if t == "keyed_element":
             # a struct literal's key is a field name, not a variable
             kids = node.named_children
             if len(kids) == 2 and kids[0].type == "literal_element" and kids[0].named_children \
                     and kids[0].named_children[0].type == "identifier":
-                work.append(("visit", kids[1]))
+                work.append(kids[1])
                 continue
-        children = node.named_children
-        for c in reversed(children):
-            work.append(("visit", c))
+        work.extend(c for c in reversed(node.named_children) if c.type not in _INERT)
     return out
 
 
