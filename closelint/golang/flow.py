@@ -537,9 +537,10 @@ _FUNCS = ("function_declaration", "method_declaration", "func_literal")
 
 def _resolve(decl) -> Bindings:
     """Go's block scoping, iteratively: declarations take effect after their statement (so the
-    right side of `x := x` is the outer x); `:=` reuses a name already declared in the same block."""
+    right side of `x := x` is the outer x); `:=` reuses a name already declared in the same block.
+    Scopes map a name's bytes (no decoding per identifier) to its binding."""
     out = Bindings(decl)
-    envs: list[dict[str, Binding]] = []
+    envs: list[dict[bytes, Binding]] = []
     func_stack: list = []
 
     def lookup(name):
@@ -550,11 +551,11 @@ def _resolve(decl) -> Bindings:
         return None
 
     def declare(ident, kind, stmt, type_node=None, value=None, call_index=-1):
-        name = text(ident)
-        if name == "_" or not name:
+        key = ident.text
+        if key == b"_" or not key:
             return
-        b = Binding(name, ident, kind, func_stack[-1], stmt, type_node, value, call_index)
-        envs[-1][name] = b
+        b = Binding(text(ident), ident, kind, func_stack[-1], stmt, type_node, value, call_index)
+        envs[-1][key] = b
         out.all.append(b)
         out._of[ident.id] = b
 
@@ -596,7 +597,7 @@ def _resolve(decl) -> Bindings:
             continue
         t = node.type
         if t == "identifier":
-            b = lookup(text(node))
+            b = lookup(node.text)
             if b is not None:
                 out._of[node.id] = b
                 b.uses.append(node)
@@ -618,7 +619,7 @@ def _resolve(decl) -> Bindings:
                 for i, ident in enumerate(lhs):
                     if ident.type != "identifier":
                         continue
-                    existing = envs[-1].get(text(ident))
+                    existing = envs[-1].get(ident.text)
                     if existing is not None and kind == "short":
                         out._of[ident.id] = existing
                         existing.uses.append(ident)
@@ -687,11 +688,9 @@ def _resolve(decl) -> Bindings:
             if left is not None:
                 for ident in left.named_children:
                     if ident.type == "identifier":
-                        b = lookup(text(ident))
+                        b = lookup(ident.text)
                         if b is not None:
                             b.defs.append(ident)
-        elif t in ("inc_statement", "dec_statement") or (t == "range_clause"):
-            pass
         if t == "keyed_element":
             # a struct literal's key is a field name, not a variable
             kids = node.named_children
@@ -699,7 +698,7 @@ def _resolve(decl) -> Bindings:
                     and kids[0].named_children[0].type == "identifier":
                 work.append(kids[1])
                 continue
-        work.extend(c for c in reversed(node.named_children) if c.type not in _INERT)
+        work += [c for c in reversed(node.named_children) if c.type not in _INERT]
     return out
 
 
