@@ -13,6 +13,7 @@ import re
 import stat
 from pathlib import Path
 
+from closelint.files import read_file
 from closelint.findings import Notification
 
 SOURCE_SUFFIXES = (".go", ".rs")
@@ -199,9 +200,9 @@ class _Excluder:
         if folder not in self._gitignores:
             spec = None
             try:
-                with open(os.path.join(folder, ".gitignore"), encoding="utf-8", errors="replace") as fh:
-                    spec = IgnoreSpec(fh.read().splitlines())
-            except OSError:  # none, a folder, unreadable
+                data = read_file(os.path.join(folder, ".gitignore"))
+                spec = IgnoreSpec(data.decode("utf-8", "replace").splitlines())
+            except OSError:  # none, a folder, a FIFO (never opened blocking), unreadable
                 spec = None
             self._gitignores[folder] = spec
         return self._gitignores[folder]

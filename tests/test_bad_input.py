@@ -97,6 +97,12 @@ def test_fifo_does_not_hang(repo):
     assert r.returncode == 1 and "pipe.go" in r.stderr
 
 
+def test_fifo_named_gitignore_does_not_hang(repo):
+    os.mkfifo(repo / "good" / ".gitignore")
+    r = scan(repo, "--format", "json")
+    assert r.returncode == 1 and "good/leak.go" in {i["path"] for i in json.loads(r.stdout)}
+
+
 def test_symlink_loops(repo):
     os.symlink("..", repo / "good" / "up")  # a folder loop
     os.symlink("b.go", repo / "good" / "a.go")  # a file loop
