@@ -66,10 +66,15 @@ def _tree_rss_kb(root_pid: int) -> int:
 
 
 def timed_scan(path: str, extra: list[str], env: dict) -> tuple[float, int]:
-    cmd = [sys.executable, "-m", "closelint", "scan", path, "--format", "json", "--output", os.devnull,
+    """One scan as a user runs it, from inside the tree (`cd tree && closelint scan .`, or the file's
+    folder): run from this checkout, `python -m closelint` would import the checkout's closelint
+    instead of the installed one."""
+    path = os.path.abspath(path)
+    folder, target = (path, ".") if os.path.isdir(path) else os.path.split(path)
+    cmd = [sys.executable, "-m", "closelint", "scan", target, "--format", "json", "--output", os.devnull,
            "--exit-zero", *extra]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=env, cwd=folder, stderr=subprocess.DEVNULL)
     peak = 0
     stop = threading.Event()
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from closelint import parsing
 from closelint.golang import facts, flow
@@ -312,8 +313,6 @@ class _Acquire:
         if scope is None or scope.node == self.node:
             return None
         self.scope = scope
-        self.bindings = flow.bindings(self.ctx, scope)
-        self.types = flow.Types(self.ctx, scope, self.cat.known)
         entry = self._match()
         if entry is None:
             return None
@@ -323,6 +322,15 @@ class _Acquire:
                 return None
         self.entry = entry
         return self._analyse()
+
+    @cached_property
+    def bindings(self) -> flow.Bindings:
+        # Resolving a function's locals walks all of it: done only for a candidate that needs it.
+        return flow.bindings(self.ctx, self.scope)
+
+    @cached_property
+    def types(self) -> flow.Types:
+        return flow.Types(self.ctx, self.scope, self.cat.known)
 
     def _match(self) -> Entry | None:
         node, gofile, cat = self.node, self.gofile, self.cat
@@ -339,6 +347,12 @@ class _Acquire:
         name = text(fn.child_by_field_name("field"))
         if operand is None:
             return None
+        if name not in cat.method_names:
+            # Then only a package function can match (`pkg.Name(...)`, pkg an import no local
+            # hides), and most candidates are ruled out without resolving the function's locals.
+            path = gofile.import_path(text(operand)) if operand.type == "identifier" else None
+            if path is None or (path, name) in cat.non_resources or (path, name) not in cat.functions:
+                return None
         if operand.type == "identifier" and self.bindings.resolve(operand) is None:
             path = gofile.import_path(text(operand))
             if path is not None:
