@@ -34,7 +34,7 @@ def init_worker(settings: Settings) -> None:
 
 def _unit_files(unit: Unit):
     """(path, is_target, bytes or the OSError) for every file of the unit, targets first."""
-    for path, is_target in [*((p, True) for p in unit.targets), *((p, False) for p in unit.context)]:
+    for path, is_target in unit.files():
         try:
             yield path, is_target, read_file(path)
         except OSError as exc:

@@ -30,6 +30,10 @@ class Unit(namedtuple("Unit", "kind folder targets context", defaults=((),))):
     def size_hint(self) -> int:
         return len(self.targets) + len(self.context)
 
+    def files(self) -> list[tuple[str, bool]]:
+        """(path, is_target) for every file the unit reads, targets first."""
+        return [*((p, True) for p in self.targets), *((p, False) for p in self.context)]
+
 
 class Settings:
     """What a worker needs to analyse a unit: plain, picklable values."""
@@ -121,15 +125,15 @@ class UnitKeys:
     def __call__(self, unit: Unit) -> str:
         h = blake2b(digest_size=20)
         h.update(unit.kind.encode())
-        files = [*((p, 1) for p in unit.targets), *((p, 0) for p in unit.context)]
+        files = unit.files()
         if unit.kind == "go":
             go_mod = self._go_mod(unit.folder)
             if go_mod is not None:
-                files.append((go_mod, 0))
+                files.append((go_mod, False))
         for path, is_target in files:
             digest = self._file_digest(path)
             if digest is not None:
-                h.update(f"{path}\0{is_target}\0{digest}\0".encode())
+                h.update(f"{path}\0{int(is_target)}\0{digest}\0".encode())
         h.update(self._code_digest.encode())
         return h.hexdigest()
 

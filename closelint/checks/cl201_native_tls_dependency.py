@@ -343,12 +343,10 @@ class _Scan:
         for path in packages:
             m = self.manifest(path)
             for d in m.deps:
-                eff, base = d, os.path.dirname(path)
-                if d.workspace:
-                    rd = root_m.workspace_deps.get(d.key) if root_m is not None else None
-                    if rd is None:
-                        continue
-                    eff, base = mf.inherit(d, rd), os.path.dirname(root)
+                effective = _effective(d, path, root, root_m)
+                if effective is None:
+                    continue
+                eff, base = effective
                 if eff.path is not None:
                     sub = _norm(os.path.join(base, eff.path, "Cargo.toml"))
                     takers.setdefault(sub, []).append((m, d))
@@ -776,12 +774,10 @@ class _Scan:
         for od in m.deps:
             if od.kind == "dev":
                 continue
-            eff, base = od, os.path.dirname(path)
-            if od.workspace:
-                rd = root_m.workspace_deps.get(od.key) if root_m is not None else None
-                if rd is None:
-                    continue
-                eff, base = mf.inherit(od, rd), os.path.dirname(root)
+            effective = _effective(od, path, root, root_m)
+            if effective is None:
+                continue
+            eff, base = effective
             if eff.optional and od.key not in res.deps_on:
                 continue
             feats = set(eff.features) | set(res.dep_features.get(od.key, {}))
@@ -886,14 +882,11 @@ class _Scan:
             nxt = None
             for d in (m.deps if m is not None else ()):
                 if d.package == name or d.key == name:
-                    eff, base = d, os.path.dirname(cur)
-                    if d.workspace:
-                        r = self.root_of(cur)
-                        rm = self.manifest(r) if r is not None else None
-                        rd = rm.workspace_deps.get(d.key) if rm is not None else None
-                        if rd is None:
-                            continue
-                        eff, base = mf.inherit(d, rd), os.path.dirname(r)
+                    r = self.root_of(cur) if d.workspace else None
+                    effective = _effective(d, cur, r, self.manifest(r) if r is not None else None)
+                    if effective is None:
+                        continue
+                    eff, base = effective
                     if eff.path is not None:
                         nxt = _norm(os.path.join(base, eff.path, "Cargo.toml"))
                         break
@@ -1357,6 +1350,18 @@ def _chain_text(chain) -> str:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+def _effective(dep: mf.Dep, manifest_path: str, root_path: str | None, root_m: mf.Manifest | None):
+    """A dependency as it takes effect, with the folder its `path` is relative to: `x.workspace =
+    true` is merged with the workspace root's entry (and relative to the root); None when the root
+    does not declare it."""
+    if not dep.workspace:
+        return dep, os.path.dirname(manifest_path)
+    rd = root_m.workspace_deps.get(dep.key) if root_m is not None else None
+    if rd is None:
+        return None
+    return mf.inherit(dep, rd), os.path.dirname(root_path)
+
 
 def _norm(path) -> str:
     return os.path.normpath(os.path.abspath(str(path)))

@@ -26,7 +26,7 @@ from fnmatch import fnmatchcase
 from closelint import parsing
 from closelint.golang import facts, loops
 from closelint.golang.facts import FUNC_NODES, Scope, innermost_function
-from closelint.treeutil import needle_spans, path_to, paths_at, text, walk, word_spans
+from closelint.treeutil import needle_spans, path_to, paths_at, text, walk, word_offsets, word_spans
 
 _BREAK_TARGETS = ("for_statement", "expression_switch_statement", "type_switch_statement", "select_statement")
 _CONTEXT_TYPES = ("context.Context",)
@@ -870,10 +870,10 @@ def field_channel_makes(ctx, name: str) -> list | None:
     """The capacities of the channels the package makes for a struct field (`s.ch = make(...)`,
     `&S{ch: make(...)}`, `&S{ch: ch}` with `ch := make(...)`), a capacity None when absent; None
     when the package makes none for it. Only files that name the field are looked at."""
-    word = re.compile(rb"\b" + re.escape(name.encode()) + rb"\b")
+    word = name.encode()
     caps = []
     for gofile in ctx.package.files:
-        if word.search(gofile.source.data) is not None:
+        if next(word_offsets(gofile.source.data, word), None) is not None:
             caps += _file_makes(ctx, gofile)["fields"].get(name, [])
     return caps or None
 
