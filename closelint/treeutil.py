@@ -87,17 +87,23 @@ def paths_at(root, spans) -> Iterator[list]:
         yield stack
 
 
-def word_offsets(data: bytes, word: bytes, start: int = 0, end: int | None = None) -> Iterator[int]:
+def word_offsets(data: bytes, word: bytes, start: int = 0, end: int | None = None, *,
+                 ascii_words: bool = False) -> Iterator[int]:
     """Offsets of word in data[start:end] where it stands as a whole word (identifier boundaries).
+
+    A non-ASCII neighbour counts as part of a word, unless ascii_words: then only ASCII letters,
+    digits and `_` do, and the offsets are a superset of where an identifier spelled `word` may
+    stand, whatever the lexer makes of the bytes around it (it never splits two ASCII word bytes).
 
     bytes.find and a look at the two neighbours: a regex that begins with \\b or a lookbehind is
     tried at every position and costs ten to thirty times as much on a large file."""
     end = len(data) if end is None else end
     n = len(word)
+    is_word_byte = _is_ascii_word_byte if ascii_words else _is_word_byte
     i = data.find(word, start, end)
     while i >= 0:
         j = i + n
-        if (i == 0 or not _is_word_byte(data[i - 1])) and (j >= len(data) or not _is_word_byte(data[j])):
+        if (i == 0 or not is_word_byte(data[i - 1])) and (j >= len(data) or not is_word_byte(data[j])):
             yield i
         i = data.find(word, j, end)
 
@@ -118,6 +124,10 @@ def needle_spans(data: bytes, needle: bytes, start: int = 0, end: int | None = N
 
 def _is_word_byte(b: int) -> bool:
     return b == 95 or 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122 or b >= 128
+
+
+def _is_ascii_word_byte(b: int) -> bool:
+    return b == 95 or 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122
 
 
 def text(node) -> str:

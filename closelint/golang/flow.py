@@ -33,10 +33,11 @@ nesting is handled by an explicit stack of generators, expressions by iterative 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from closelint.golang import facts
-from closelint.treeutil import text
+from closelint.treeutil import text, word_offsets
 
 _KEY = "go.flow"
 
@@ -501,19 +502,49 @@ class Binding:
 
 
 class Bindings:
-    """Every local of one function declaration (its literals included), resolved once."""
+    """The locals of one function declaration (its literals included), resolved name by name.
 
-    def __init__(self, decl_node):
+    Most candidates ask about a name or two (is the `c` of `c.Get(...)` a local?), so a name is
+    resolved by walking only the nodes of the declaration whose text holds it: a node where the
+    name is not written can neither declare nor use it, so that name's bindings come out exactly as
+    a walk of everything would make them. Past a few names, the rest are resolved in one full walk
+    (names already resolved keep their Binding objects: callers compare them by identity)."""
+
+    # A full walk costs about as much as this many walks for one name each.
+    NAMES_BY_PARTS = 8
+
+    def __init__(self, decl_node, data: bytes):
         self.decl_node = decl_node
-        self.all: list[Binding] = []
+        self.data = data  # the file's bytes, where the names are looked for
         self._of: dict[int, Binding] = {}  # identifier node id -> binding (uses, defs, declarations)
+        self._names: set[bytes] = set()  # names resolved so far
+        self._complete = False  # every name resolved
 
     def resolve(self, ident) -> Binding | None:
-        return self._of.get(ident.id) if ident is not None else None
+        if ident is None:
+            return None
+        b = self._of.get(ident.id)
+        if b is None and not self._complete:
+            name = ident.text
+            if name not in self._names:
+                self._resolve_name(name)
+                b = self._of.get(ident.id)
+        return b
 
     def declared_by(self, ident) -> Binding | None:
-        b = self._of.get(ident.id)
+        b = self.resolve(ident)
         return b if b is not None and b.node.id == ident.id else None
+
+    def _resolve_name(self, name: bytes) -> None:
+        decl = self.decl_node
+        if len(self._names) >= self.NAMES_BY_PARTS:
+            _resolve(self, None, None)
+            self._complete = True
+            return
+        self._names.add(name)
+        where = list(word_offsets(self.data, name, decl.start_byte, decl.end_byte, ascii_words=True))
+        if where:
+            _resolve(self, name, where)
 
 
 def bindings(ctx, scope: facts.Scope) -> Bindings:
@@ -522,7 +553,7 @@ def bindings(ctx, scope: facts.Scope) -> Bindings:
     cache = _cache(ctx)["bindings"]
     b = cache.get(decl.id)
     if b is None:
-        b = cache[decl.id] = _resolve(decl)
+        b = cache[decl.id] = Bindings(decl, scope.file.source.data)
     return b
 
 
@@ -535,13 +566,28 @@ _INERT = {"field_identifier", "type_identifier", "package_identifier", "label_na
 _FUNCS = ("function_declaration", "method_declaration", "func_literal")
 
 
-def _resolve(decl) -> Bindings:
+def _resolve(out: Bindings, only: bytes | None, where: list[int] | None) -> None:
     """Go's block scoping, iteratively: declarations take effect after their statement (so the
     right side of `x := x` is the outer x); `:=` reuses a name already declared in the same block.
-    Scopes map a name's bytes (no decoding per identifier) to its binding."""
-    out = Bindings(decl)
+    Scopes map a name's bytes (no decoding per identifier) to its binding.
+
+    With `only`, the bindings of that one name, visiting only the nodes that hold one of its
+    offsets (`where`, sorted); without, those of every name not resolved yet."""
+    decl = out.decl_node
     envs: list[dict[bytes, Binding]] = []
     func_stack: list = []
+    done = out._names
+    n_where = len(where) if where is not None else 0
+
+    def holds(node) -> bool:
+        i = bisect_left(where, node.start_byte)
+        return i < n_where and where[i] < node.end_byte
+
+    def visited(nodes) -> list:
+        """nodes, in reverse (for the work stack), less those the walk need not enter."""
+        if where is None:
+            return [c for c in reversed(nodes) if c.type not in _INERT]
+        return [c for c in reversed(nodes) if c.type not in _INERT and holds(c)]
 
     def lookup(name):
         for env in reversed(envs):
@@ -552,11 +598,10 @@ def _resolve(decl) -> Bindings:
 
     def declare(ident, kind, stmt, type_node=None, value=None, call_index=-1):
         key = ident.text
-        if key == b"_" or not key:
+        if key == b"_" or not key or (key != only if only is not None else key in done):
             return
         b = Binding(text(ident), ident, kind, func_stack[-1], stmt, type_node, value, call_index)
         envs[-1][key] = b
-        out.all.append(b)
         out._of[ident.id] = b
 
     def params(func, kind_of):
@@ -593,7 +638,7 @@ def _resolve(decl) -> Bindings:
                 work.append(("popfunc",))
                 body = func.child_by_field_name("body")
                 if body is not None:  # the body's outermost block is the parameters' block
-                    work.extend(c for c in reversed(body.named_children) if c.type not in _INERT)
+                    work += visited(body.named_children)
             continue
         t = node.type
         if t == "identifier":
@@ -698,8 +743,7 @@ def _resolve(decl) -> Bindings:
                     and kids[0].named_children[0].type == "identifier":
                 work.append(kids[1])
                 continue
-        work += [c for c in reversed(node.named_children) if c.type not in _INERT]
-    return out
+        work += visited(node.named_children)
 
 
 def _declares(node) -> bool:
