@@ -39,7 +39,7 @@ from functools import cached_property
 
 from closelint import parsing
 from closelint.golang import facts, flow
-from closelint.treeutil import paths_at, text, walk
+from closelint.treeutil import alternation, paths_at, text, walk
 
 # No TOKENS: user catalog rows add names, so the prefilter is computed from ctx.catalogs (below).
 
@@ -171,8 +171,7 @@ class Catalog:
         self.call_names = call_names
         self.method_names = {n for (_, n) in self.methods}
         self.literal_names = lit_names
-        alts = "|".join(sorted(map(re.escape, call_names))) or "(?!)"
-        lalts = "|".join(sorted(map(re.escape, lit_names))) or "(?!)"
+        alts, lalts = alternation(call_names), alternation(lit_names)
         # `.Name(` and `.Name{` where a catalog call or literal may be (a chain may break a line
         # after its dot): what check looks at, by position.
         self.bytes_re = re.compile(rb"\.\s*(" + alts.encode() + rb")\s*\(|\.\s*(" + lalts.encode() + rb")\s*\{")
