@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from closelint.source import SourceFile
 from closelint.treeutil import text, word_offsets
 
 _VERSION_ELEM = re.compile(r"^v\d+$")
+_QUALIFIED = re.compile(r"\b([A-Za-z_]\w*)\.([A-Z]\w*)")
 
 
 
@@ -29,6 +31,7 @@ KNOWN_PACKAGE_NAMES = {
 }
 
 
+@lru_cache(maxsize=4096)  # asked for every import of every file read: the same few paths
 def default_package_name(import_path: str) -> str:
     """The name a Go import is used under when it has no alias.
 
@@ -141,11 +144,11 @@ class GoFile:
     def qualify(self, type_node_or_text) -> str:
         """Type text with package qualifiers replaced by import paths: `*sql.DB` -> `*database/sql.DB`."""
         t = type_node_or_text if isinstance(type_node_or_text, str) else text(type_node_or_text)
-        return re.sub(
-            r"\b([A-Za-z_]\w*)\.([A-Z]\w*)",
-            lambda m: f"{self.imports[m.group(1)]}.{m.group(2)}" if m.group(1) in self.imports else m.group(0),
-            t,
-        )
+        if "." not in t:  # most types (int, error, *T, []byte) name no package
+            return t
+        imports = self.imports
+        return _QUALIFIED.sub(
+            lambda m: f"{imports[m.group(1)]}.{m.group(2)}" if m.group(1) in imports else m.group(0), t)
 
 
 @dataclass
