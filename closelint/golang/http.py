@@ -60,8 +60,13 @@ _HTTPTEST = "net/http/httptest"
 _TEST_SERVERS = ("NewServer", "NewTLSServer", "NewUnstartedServer")
 _MIDDLEWARE_CALLS = ("ServeHTTP", "Next")  # next.ServeHTTP(w, r), gin's c.Next()
 _STDLIB_CONTEXT_KEYS = ("ServerContextKey", "LocalAddrContextKey")
-_FUNCS_QUERY = "[(function_declaration) (method_declaration) (func_literal)] @f"
+# A file's calls and its functions, in one pass of a query over the tree (two passes cost twice).
+_CALLS_AND_FUNCS_QUERY = "(call_expression) @c [(function_declaration) (method_declaration) (func_literal)] @f"
 _PARSE_CALLS = ("ParseMultipartForm", "FormFile", "MultipartForm", "ReadForm")
+# What every middleware signal needs in its file's text (see _collect_signals): an assignment to a
+# .Body or .Request field, or a call of RemoveAll, ServeHTTP or SetRequest. A file without any is
+# neither parsed nor queried for them.
+_MAY_SIGNAL = re.compile(rb"\.\s*(?:Body|Request)\s*(?:,|=(?!=))|RemoveAll|ServeHTTP|SetRequest")
 
 
 def _prune_literals(n) -> bool:
@@ -225,17 +230,16 @@ class HttpFacts:
         """Every call expression of a file, in document order (one C-side query)."""
         got = self._calls.get(id(gofile))
         if got is None:
-            got = parsing.captures("go", "(call_expression) @c", gofile.source.root).get("c", [])
-            got = sorted(got, key=lambda n: n.start_byte)
+            found = parsing.captures("go", _CALLS_AND_FUNCS_QUERY, gofile.source.root)
+            got = sorted(found.get("c", []), key=lambda n: n.start_byte)
             self._calls[id(gofile)] = got
-            self._index_call_scopes(gofile, got)
+            self._index_call_scopes(gofile, got, found.get("f", []))
         return got
 
-    def _index_call_scopes(self, gofile, calls):
+    def _index_call_scopes(self, gofile, calls, funcs):
         """call id -> id of its innermost function, by one sweep over positions (walking up from
         every call would be quadratic in nesting depth: f(f(f(...))) 20,000 deep)."""
-        funcs = parsing.captures("go", _FUNCS_QUERY, gofile.source.root)
-        funcs = sorted((n for ns in funcs.values() for n in ns), key=lambda n: (n.start_byte, -n.end_byte))
+        funcs = sorted(funcs, key=lambda n: (n.start_byte, -n.end_byte))
         by_scope: dict = {}
         stack: list = []
         fi = 0
@@ -769,7 +773,9 @@ class HttpFacts:
 
     def _collect_signals(self) -> list[Signal]:
         out: list[Signal] = []
-        for scope in self.scopes:
+        scopes = (scope for gf in sorted(self.pkg.files, key=lambda g: str(g.path))
+                  if _MAY_SIGNAL.search(gf.source.data) is not None for scope in self.file_scopes(gf))
+        for scope in scopes:  # in the order of self.scopes, less the files that cannot hold a signal
             info = self.info(scope)
             if info.test or not self.is_middleware(scope):
                 continue
@@ -862,9 +868,10 @@ class HttpFacts:
         if not catalog:
             return out
         packages = {k[0] for k in catalog}
+        names = {k[1].encode() for k in catalog}
         for gf in self.pkg.files:
-            if not any(p in packages for p in gf.imports.values()):
-                continue
+            if not any(p in packages for p in gf.imports.values()) or not any(n in gf.source.data for n in names):
+                continue  # a call of a catalog function writes its name
             for call in self.calls_in(gf):
                 pkg, name = gofacts.call_name(gf, call)
                 row = catalog.get((pkg, name))
