@@ -24,6 +24,7 @@ What should move to the shared flow model later (closelint/golang/flow.py): the 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -69,8 +70,29 @@ _PARSE_CALLS = ("ParseMultipartForm", "FormFile", "MultipartForm", "ReadForm")
 _MAY_SIGNAL = re.compile(rb"\.\s*(?:Body|Request)\s*(?:,|=(?!=))|RemoveAll|ServeHTTP|SetRequest")
 
 
-def _prune_literals(n) -> bool:
-    return n.type == "func_literal"
+_BINDING_STATEMENTS = ("[(short_var_declaration) (assignment_statement) (var_spec) (range_clause) "
+                       "(type_switch_statement)] @s (func_literal) @f")
+
+
+def _binding_statements(body) -> list:
+    """The statements of a body that bind names (HttpFacts.bindings), in document order, less those of
+    nested function literals (their own scopes): one query, not a walk of every node in Python."""
+    found = parsing.captures("go", _BINDING_STATEMENTS, body)
+    stmts = sorted(found.get("s", []), key=lambda n: (n.start_byte, -n.end_byte))
+    literals = found.get("f")
+    if not literals:
+        return stmts
+    outer: list = []  # the outermost literals' byte ranges, in order
+    for lit in sorted(literals, key=lambda n: (n.start_byte, -n.end_byte)):
+        if not outer or lit.start_byte >= outer[-1][1]:
+            outer.append((lit.start_byte, lit.end_byte))
+    starts = [start for start, _ in outer]
+    out = []
+    for n in stmts:
+        i = bisect_right(starts, n.start_byte) - 1
+        if i < 0 or n.start_byte >= outer[i][1]:
+            out.append(n)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ values
@@ -332,7 +354,7 @@ class HttpFacts:
         fields: list = []
         gofile = scope.file
         body = scope.body
-        for node in walk(body, prune=_prune_literals) if body is not None else ():
+        for node in _binding_statements(body) if body is not None else ():
             t = node.type
             if t in ("short_var_declaration", "assignment_statement"):
                 if t == "assignment_statement":
