@@ -77,3 +77,37 @@ func F() {}
     assert _header_from_bytes(b"package p; import \"os\"; func F() {}") == ("p", [(None, "os")])
     assert _header_from_bytes(b"package p\nimport (\n\t\"os\"\n") is None  # cut short: the tree decides
     assert _header_from_bytes(b"\xef\xbb\xbfpackage p\n") is None
+
+
+def test_plain_header_read_in_one_pass_agrees_with_the_tokens():
+    from closelint.golang import package
+
+    plain = b"""// Copyright
+
+//go:build linux
+
+package store
+
+import "os"
+import pq "github.com/lib/pq"
+import (
+\t"net/http"
+
+\tkafka "github.com/segmentio/kafka-go"
+\t. "strings"
+\t_ "embed"
+)
+
+// F does things.
+func F() {}
+"""
+    want = ("store", [(None, "os"), ("pq", "github.com/lib/pq"), (None, "net/http"), ("kafka", "github.com/segmentio/kafka-go"),
+                      (".", "strings"), ("_", "embed")])
+    assert package._plain_header(plain) == want
+    assert package._header_from_bytes(plain) == want
+    # not plain: read token by token (a comment inside a group, a block comment, a raw string, `;`)
+    for src in (plain.replace(b'"net/http"', b'"net/http" // why'), plain.replace(b"// F does", b"/* F */ //"),
+                plain.replace(b'"embed"', b"`embed`"), b'package p; import "os"; func F() {}',
+                b'package p\nimport "os"\n'):
+        assert package._plain_header(src) is None, src
+    assert package._header_from_bytes(plain.replace(b'"net/http"', b'"net/http" // why')) == want

@@ -396,10 +396,45 @@ _HEADER_TOKEN = re.compile(rb'\s+|//[^\n]*|/\*.*?\*/|"(?:[^"\\\n]|\\.)*"|`[^`]*`
                            re.S)
 
 
+# The header as gofmt writes it: `package p`, then blank lines, line comments, import lines and import
+# groups without comments inside, then a declaration. Read a few items at a time; anything else (a
+# block comment, a comment in a group, a raw string) is read token by token below.
+_PLAIN_PACKAGE = re.compile(rb"(?:\s+|//[^\n]*)*package[ \t]+([A-Za-z_]\w*)[ \t]*(?://[^\n]*)?\n")
+_SPEC = rb'(?:([A-Za-z_]\w*|\.)[ \t]+)?"([^"\\\n]*)"'  # (alias) "path"
+_PLAIN_SPEC = re.compile(_SPEC)
+_PLAIN_ITEM = re.compile(
+    rb'\s+|//[^\n]*'
+    rb'|import[ \t]*\(((?:[\s;]*(?:(?:[A-Za-z_]\w*|\.)[ \t]+)?"[^"\\\n]*")*[\s;]*)\)'  # a group: _SPECs
+    rb'|import[ \t]+' + _SPEC)
+_PLAIN_DECLARATION = re.compile(rb"(?:func|type|var|const)\b")
+
+
+def _plain_header(data: bytes):
+    package = _PLAIN_PACKAGE.match(data)
+    if package is None:
+        return None
+    pos, specs = package.end(), []
+    item = _PLAIN_ITEM.match(data, pos)
+    while item is not None:
+        if item.group(1) is not None:  # an import group: only specs, blanks and `;` inside
+            specs += _PLAIN_SPEC.findall(item.group(1))
+        elif item.group(3) is not None:  # one import line
+            specs.append((item.group(2) or b"", item.group(3)))
+        pos = item.end()
+        item = _PLAIN_ITEM.match(data, pos)
+    if _PLAIN_DECLARATION.match(data, pos) is None:
+        return None
+    return package.group(1).decode(), [(alias.decode() if alias else None, path.decode("utf-8", "replace"))
+                                       for alias, path in specs]
+
+
 def _header_from_bytes(data: bytes):
     """(package name, [(import name or None, import path)]) read from the tokens of the package
     clause and the import declarations; None when they are not plainly that (a syntax error, an
     unexpected token), and the tree decides."""
+    plain = _plain_header(data)
+    if plain is not None:
+        return plain
     pos, n = 0, len(data)
 
     def token():
