@@ -89,7 +89,7 @@ def _analyse(unit, sources, targets, rules, settings, result):
             if src is None:
                 continue
             if f.location.path not in covered:
-                covered[f.location.path] = suppress.parse(src.lines)
+                covered[f.location.path] = suppress.parse(src.lines) if suppress.may_suppress(src.data) else {}
             reason = suppress.suppression_for(covered[f.location.path], f.location.line, f.code)
             result.findings.append(f if reason is None else f.with_(suppressed=reason))
 

@@ -35,6 +35,11 @@ def _directive(line: bytes):
     return None
 
 
+def may_suppress(data: bytes) -> bool:
+    """Whether a file's text may hold a directive at all (most files hold none: parse is not needed)."""
+    return b"closelint:" in data or b"nolint" in data
+
+
 def parse(lines: list[bytes]) -> dict[int, tuple[set[str], str]]:
     """{1-based line: (codes or {ALL}, reason)} for the lines the directives cover."""
     covered: dict[int, tuple[set[str], str]] = {}

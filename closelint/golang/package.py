@@ -68,6 +68,7 @@ class GoFile:
         self._imports: dict[str, str] = {}  # local name -> import path
         self._dot_imports: list[str] = []
         self._declared_names = _UNREAD
+        self._qualified: dict[str, str] = {}  # type text -> qualified (see qualify)
 
     def __repr__(self):
         return f"GoFile({self.source.path})"
@@ -146,9 +147,12 @@ class GoFile:
         t = type_node_or_text if isinstance(type_node_or_text, str) else text(type_node_or_text)
         if "." not in t:  # most types (int, error, *T, []byte) name no package
             return t
-        imports = self.imports
-        return _QUALIFIED.sub(
-            lambda m: f"{imports[m.group(1)]}.{m.group(2)}" if m.group(1) in imports else m.group(0), t)
+        done = self._qualified.get(t)
+        if done is None:  # a file writes the same few qualified types over and over
+            imports = self.imports
+            done = self._qualified[t] = _QUALIFIED.sub(
+                lambda m: f"{imports[m.group(1)]}.{m.group(2)}" if m.group(1) in imports else m.group(0), t)
+        return done
 
 
 @dataclass
