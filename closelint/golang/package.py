@@ -226,12 +226,16 @@ def params_of(parameter_list, gofile: GoFile) -> list[Param]:
 def receiver_of(method_node, gofile: GoFile) -> tuple[str, str]:
     """(base receiver type name, receiver variable name) of a method declaration."""
     decl = method_node.child_by_field_name("receiver")
-    recv = params_of(decl, gofile)
-    recv_type = ""
-    if decl is not None and decl.named_children:
-        t = decl.named_children[0].child_by_field_name("type")
-        recv_type = _base_type_name(t) if t is not None else ""
-    return recv_type, (recv[0].name if recv else "")
+    if decl is None or not decl.named_children:
+        return "", ""
+    kids = decl.named_children
+    t = kids[0].child_by_field_name("type")
+    recv_type = _base_type_name(t) if t is not None else ""
+    # the receiver's name, as params_of reads it (without qualifying its type: every method of every
+    # indexed file comes here, and the type text is not needed)
+    first = next((d for d in kids if d.type in ("parameter_declaration", "variadic_parameter_declaration")), None)
+    names = first.children_by_field_name("name") if first is not None else []
+    return recv_type, (text(names[0]) if names else "")
 
 
 def _base_type_name(type_node) -> str:
