@@ -428,21 +428,26 @@ class _FnsByName:
 
 
 # Searched without a leading \b (a pattern that starts with one is tried at every byte of the file,
-# ten times slower); the byte before each hit is checked instead (_starts_word).
+# ten times slower); the byte before each hit is checked instead (_search_at_word_start).
 _TEST_MODULE_HINT = re.compile(rb"mod\s+\w+\s*;")
 _INNER_CFG = re.compile(rb"#!\[\s*cfg\s*\([^\]]*\btest\b")  # `#![cfg(test)]`: the whole file is test code
 
 
 def _may_declare_test_module(data: bytes) -> bool:
     """A `mod name;` declaration and a cfg naming test in the file: only then is its tree read."""
-    return b"cfg" in data and b"test" in data and any(
-        _starts_word(data, m.start()) for m in _TEST_MODULE_HINT.finditer(data))
+    return b"cfg" in data and b"test" in data and _search_at_word_start(_TEST_MODULE_HINT, data)
 
 
-def _starts_word(data: bytes, i: int) -> bool:
-    """No ASCII word byte right before data[i] (what a \b before a word checks)."""
-    prev = data[i - 1:i]
-    return not (prev.isalnum() or prev == b"_")
+def _search_at_word_start(pattern, data: bytes) -> bool:
+    """Whether pattern matches where no ASCII word byte comes right before (what a leading \b checks).
+    A hit that fails the check is retried one byte on, so overlapping hits are not missed."""
+    m = pattern.search(data)
+    while m is not None:
+        prev = data[m.start() - 1:m.start()]
+        if not (prev.isalnum() or prev == b"_"):
+            return True
+        m = pattern.search(data, m.start() + 1)
+    return False
 
 
 class UnitFacts:
@@ -511,7 +516,7 @@ class UnitFacts:
         for rf in list(self._unindexed.values()):
             if needle in rf.source.data:
                 pattern = pattern or re.compile(rb"fn\s+" + re.escape(needle) + rb"\b")
-                if any(_starts_word(rf.source.data, m.start()) for m in pattern.finditer(rf.source.data)):
+                if _search_at_word_start(pattern, rf.source.data):
                     self._index_file(rf)
 
     def _fn_at(self, node) -> "Fn | None":
