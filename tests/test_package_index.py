@@ -108,6 +108,7 @@ func F() {}
     # not plain: read token by token (a comment inside a group, a block comment, a raw string, `;`)
     for src in (plain.replace(b'"net/http"', b'"net/http" // why'), plain.replace(b"// F does", b"/* F */ //"),
                 plain.replace(b'"embed"', b"`embed`"), b'package p; import "os"; func F() {}',
-                b'package p\nimport "os"\n'):
+                b'package p\nimport "os"\n', b'// c\n//x package funcx\nfunc f() {}\n',
+                b'package p\nimport (;)\nvar x = 1\n'):
         assert package._plain_header(src) is None, src
     assert package._header_from_bytes(plain.replace(b'"net/http"', b'"net/http" // why')) == want

@@ -407,12 +407,12 @@ _HEADER_TOKEN = re.compile(rb'\s+|//[^\n]*|/\*.*?\*/|"(?:[^"\\\n]|\\.)*"|`[^`]*`
 # The header as gofmt writes it: `package p`, then blank lines, line comments, import lines and import
 # groups without comments inside, then a declaration. Read a few items at a time; anything else (a
 # block comment, a comment in a group, a raw string) is read token by token below.
-_PLAIN_PACKAGE = re.compile(rb"(?:\s+|//[^\n]*)*package[ \t]+([A-Za-z_]\w*)[ \t]*(?://[^\n]*)?\n")
+_PLAIN_PACKAGE = re.compile(rb"(?:\s+|//[^\n]*+)*package[ \t]+([A-Za-z_]\w*)[ \t]*(?://[^\n]*)?\n")
 _SPEC = rb'(?:([A-Za-z_]\w*|\.)[ \t]+)?"([^"\\\n]*)"'  # (alias) "path"
 _PLAIN_SPEC = re.compile(_SPEC)
 _PLAIN_ITEM = re.compile(
     rb'\s+|//[^\n]*'
-    rb'|import[ \t]*\(((?:[\s;]*(?:(?:[A-Za-z_]\w*|\.)[ \t]+)?"[^"\\\n]*")*[\s;]*)\)'  # a group: _SPECs
+    rb'|import[ \t]*\((\s*(?:(?:(?:[A-Za-z_]\w*|\.)[ \t]+)?"[^"\\\n]*"[\s;]*)*)\)'  # a group: _SPECs, `;` after each
     rb'|import[ \t]+' + _SPEC)
 _PLAIN_DECLARATION = re.compile(rb"(?:func|type|var|const)\b")
 
